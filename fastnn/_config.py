@@ -1,0 +1,28 @@
+"""Every Numba option fastnn uses, decided once.
+
+* ``cache=True``: compiled machine code is written next to the module (or, when the
+  install is read-only, to Numba's user-wide cache, ``NUMBA_CACHE_DIR`` if set), so a
+  second process loads instead of recompiling.  Numba writes cache files to a temporary
+  name and renames them, so several processes compiling at once is safe
+  (``tests/test_cache.py`` runs that race).
+* ``error_model="numpy"``: the default ``"python"`` model puts a ZeroDivisionError
+  branch on every float division, which stops LLVM vectorising the loop.
+* ``fastmath={"contract", "nsz"}``: FMA contraction and signless zeros only.  Never
+  ``nnan``/``ninf`` (they delete the NaN guards and clipping), never ``reassoc`` (it
+  would undo the Cody-Waite range reduction in ``kernels/fastmath.py`` and make sums
+  depend on vector width).
+* ``nogil=True``: kernels release the GIL so several Python threads can compute at once;
+  every kernel writes only to buffers its caller owns.
+"""
+
+JIT = dict(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    fastmath={"contract", "nsz"},
+)
+
+#: Options for small helpers that must be inlined into every caller, so a fresh
+#: compile and a cache load run the same machine code.
+INLINE = dict(JIT, inline="always")
+del INLINE["cache"]

@@ -1,0 +1,54 @@
+"""Compiled input scans used by the validation layer.
+
+They read values but never use them as indices, so they are safe on any input; one
+pass each instead of NumPy's temporary boolean arrays keeps per-call checks cheap.
+"""
+
+import numpy as np
+from numba import njit
+
+from .._config import JIT
+
+
+@njit(**JIT)
+def all_finite(flat):
+    """True when no element of the 1-D array is NaN or +-inf."""
+    ok = True
+    for k in range(flat.shape[0]):
+        v = flat[k]
+        ok &= (v - v) == 0  # NaN and inf give NaN here
+    return ok
+
+
+@njit(**JIT)
+def int_range(values):
+    """(min, max) of a non-empty 1-D int64 array."""
+    lo = values[0]
+    hi = values[0]
+    for k in range(values.shape[0]):
+        v = values[k]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+@njit(**JIT)
+def one_hot_labels(onehot, labels):
+    """Write each row's hot column into labels; return the first bad row index or -1.
+
+    A good row has exactly one 1 and zeros elsewhere."""
+    n, c = onehot.shape
+    for s in range(n):
+        hot = -1
+        for j in range(c):
+            v = onehot[s, j]
+            if v == 1:
+                if hot >= 0:
+                    return s
+                hot = j
+            elif v != 0:
+                return s
+        if hot < 0:
+            return s
+        labels[s] = hot
+    return np.int64(-1)

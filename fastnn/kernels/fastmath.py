@@ -1,0 +1,120 @@
+"""exp and log that LLVM can vectorise.
+
+Without SVML, ``math.exp``/``math.log`` inside a loop are scalar libm calls that stop
+vectorisation.  For float32 we use the Cephes ``expf``/``logf`` polynomials (about 1 ulp)
+written in plain arithmetic with exponent bit manipulation, so they vectorise.  float64
+keeps libm: full double accuracy matters more there than speed.
+
+``exp_`` and ``log_`` dispatch on the argument type at compile time and are inlined
+into their callers (see ``_config.INLINE``).
+"""
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+f32 = np.float32
+
+# Cephes expf: exp(x) = 2**n * exp(r), r = x - n*ln2 split in two parts.
+_EXP_HI = f32(88.3)  # clamp: above this, return exp(88.3) (finite) rather than inf
+_EXP_LO = f32(-87.3)  # below this, return 0 (avoids denormal scaling)
+_LOG2E = f32(1.44269504088896341)
+_LN2_HI = f32(0.693359375)
+_LN2_LO = f32(-2.12194440e-4)
+_E0, _E1, _E2 = f32(1.9875691500e-4), f32(1.3981999507e-3), f32(8.3334519073e-3)
+_E3, _E4, _E5 = f32(4.1665795894e-2), f32(1.6666665459e-1), f32(5.0000001201e-1)
+_HALF = f32(0.5)
+_ONE = f32(1.0)
+_ZERO = f32(0.0)
+
+# Cephes logf on the mantissa m in [sqrt(1/2), sqrt(2)).
+_SQRTHF = f32(0.707106781186547524)
+_L = [f32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                       -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                       2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)]
+_L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8 = _L
+
+
+@intrinsic
+def _i32_as_f32(typingctx, x):
+    """Reinterpret the low 32 bits of an integer as a float32."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = args[0]
+        if x.bitwidth > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+
+    return types.float32(x), codegen
+
+
+@intrinsic
+def _f32_as_i32(typingctx, x):
+    """Reinterpret a float32 as int32 (returned widened to int64)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.sext(builder.bitcast(args[0], ir.IntType(32)), ir.IntType(64))
+
+    return types.int64(x), codegen
+
+
+def exp_(x):
+    """exp(x); vectorisable for float32, where x > 88.3 gives exp(88.3) and NaN gives 0."""
+    return math.exp(x)
+
+
+def log_(x):
+    """log(x) for finite x > 0; vectorisable for float32 (normal numbers only)."""
+    return math.log(x)
+
+
+@overload(exp_, inline="always")
+def _exp_impl(x):
+    if x != types.float32:
+        return lambda x: math.exp(x)
+
+    def exp_f32(x):
+        # `a if a < hi else hi` sends NaN to hi: no NaN can leave this function.
+        xc = x if x < _EXP_HI else _EXP_HI
+        xc = xc if xc > _EXP_LO else _EXP_LO
+        n = math.floor(xc * _LOG2E + _HALF)
+        r = xc - n * _LN2_HI
+        r = r - n * _LN2_LO
+        z = r * r
+        p = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
+        y = p * z + r + _ONE
+        scale = _i32_as_f32((np.int64(n) + 127) << 23)
+        y = y * scale
+        return y if x > _EXP_LO else _ZERO
+
+    return exp_f32
+
+
+@overload(log_, inline="always")
+def _log_impl(x):
+    if x != types.float32:
+        return lambda x: math.log(x)
+
+    def log_f32(x):
+        bits = _f32_as_i32(x)
+        e = ((bits >> 23) & 0xFF) - 126
+        m = _i32_as_f32((bits & 0x807FFFFF) | 0x3F000000)  # mantissa in [0.5, 1)
+        small = m < _SQRTHF
+        e = e - 1 if small else e
+        m = (m + m - _ONE) if small else (m - _ONE)
+        fe = f32(e)
+        z = m * m
+        y = ((((((((_L0 * m + _L1) * m + _L2) * m + _L3) * m + _L4) * m + _L5) * m
+               + _L6) * m + _L7) * m + _L8) * m * z
+        y = y + fe * _LN2_LO
+        y = y - _HALF * z
+        return m + y + fe * _LN2_HI
+
+    return log_f32

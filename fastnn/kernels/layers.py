@@ -1,0 +1,107 @@
+"""One kernel per notebook operation: dense, ReLU, softmax, cross-entropy, accuracy.
+
+These back the notebook-compatible classes in ``fastnn.layers``.  They favour fidelity
+to NumPy over the last bit of speed: the dense product accumulates in float64 (as
+``nnfs.init()``'s ``np.dot`` does) and the loss uses libm ``log``.  The hot path of the
+search is ``kernels.network``, not these.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .._config import JIT
+from .fastmath import exp_
+
+
+@njit(**JIT)
+def dense_forward(x, w, b, out):
+    """out = x @ w + b.  The product is accumulated in float64, rounded to x/w's dtype,
+    then the bias is added in out's dtype, which mirrors NumPy's ``np.dot(x, w) + b``."""
+    n, d = x.shape
+    h = w.shape[1]
+    acc = np.empty(h, dtype=np.float64)
+    for s in range(n):
+        acc[:] = 0.0
+        for i in range(d):
+            xi = np.float64(x[s, i])
+            for j in range(h):
+                acc[j] += xi * w[i, j]
+        for j in range(h):
+            out[s, j] = x.dtype.type(acc[j]) + b[j]
+
+
+@njit(**JIT)
+def relu(x, out):
+    """out = max(0, x), elementwise over a C-contiguous 2-D array."""
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    zero = x.dtype.type(0)
+    for k in range(xf.shape[0]):
+        v = xf[k]
+        of[k] = v if v > zero else zero
+
+
+@njit(**JIT)
+def softmax(z, out):
+    """Row-wise softmax with the row max subtracted first (no overflow for any finite z)."""
+    n, c = z.shape
+    for s in range(n):
+        m = z[s, 0]
+        for j in range(1, c):
+            m = max(m, z[s, j])
+        total = z.dtype.type(0)
+        for j in range(c):
+            e = exp_(z[s, j] - m)
+            out[s, j] = e
+            total += e
+        inv = z.dtype.type(1) / total
+        for j in range(c):
+            out[s, j] *= inv
+
+
+@njit(**JIT)
+def crossentropy_sum(p, labels):
+    """Sum over samples of -log(clip(p[s, labels[s]], 1e-7, 1 - 1e-7)), in float64.
+
+    The clip bounds are rounded to p's dtype first, as ``np.clip`` does."""
+    lo = p.dtype.type(1e-7)
+    hi = p.dtype.type(1 - 1e-7)
+    total = 0.0
+    for s in range(p.shape[0]):
+        v = p[s, labels[s]]
+        v = lo if v < lo else v
+        v = hi if v > hi else v
+        total -= math.log(v)
+    return total
+
+
+@njit(**JIT)
+def argmax_rows(z, out):
+    """out[s] = first index of the row maximum, as ``np.argmax(z, axis=1)``."""
+    n, c = z.shape
+    for s in range(n):
+        best = z[s, 0]
+        arg = 0
+        for j in range(1, c):
+            if z[s, j] > best:
+                best = z[s, j]
+                arg = j
+        out[s] = arg
+
+
+@njit(**JIT)
+def count_correct(z, labels):
+    """How many rows have their (first) maximum at the label."""
+    n, c = z.shape
+    correct = 0
+    for s in range(n):
+        best = z[s, 0]
+        arg = 0
+        for j in range(1, c):
+            if z[s, j] > best:
+                best = z[s, j]
+                arg = j
+        correct += arg == labels[s]
+    return correct
