@@ -38,31 +38,57 @@ _L = [f32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
 _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8 = _L
 
 
+def _i32(builder, value):
+    return builder.bitcast(value, ir.IntType(32))
+
+
 @intrinsic
-def _i32_as_f32(typingctx, x):
-    """Reinterpret the low 32 bits of an integer as a float32."""
-    if not isinstance(x, types.Integer):
+def _pow2_f32(typingctx, n):
+    """2**n for an integral float32 n in [-126, 127], built from exponent bits.
+
+    All in 32-bit lanes (Numba would widen integer arithmetic to int64 and halve the
+    vector width)."""
+    if n != types.float32:
         return None
 
     def codegen(context, builder, sig, args):
-        v = args[0]
-        if x.bitwidth > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
+        i32 = ir.IntType(32)
+        k = builder.fptosi(args[0], i32)
+        k = builder.shl(builder.add(k, ir.Constant(i32, 127)), ir.Constant(i32, 23))
+        return builder.bitcast(k, ir.FloatType())
+
+    return types.float32(n), codegen
+
+
+@intrinsic
+def _exponent_f32(typingctx, x):
+    """e such that x = m * 2**e with m in [0.5, 1), as float32 (x positive, normal)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        bits = _i32(builder, args[0])
+        e = builder.and_(builder.lshr(bits, ir.Constant(i32, 23)), ir.Constant(i32, 0xFF))
+        e = builder.sub(e, ir.Constant(i32, 126))
+        return builder.sitofp(e, ir.FloatType())
 
     return types.float32(x), codegen
 
 
 @intrinsic
-def _f32_as_i32(typingctx, x):
-    """Reinterpret a float32 as int32 (returned widened to int64)."""
+def _mantissa_f32(typingctx, x):
+    """m in [0.5, 1) such that x = m * 2**e (x positive, normal)."""
     if x != types.float32:
         return None
 
     def codegen(context, builder, sig, args):
-        return builder.sext(builder.bitcast(args[0], ir.IntType(32)), ir.IntType(64))
+        i32 = ir.IntType(32)
+        bits = builder.and_(_i32(builder, args[0]), ir.Constant(i32, 0x807FFFFF))
+        bits = builder.or_(bits, ir.Constant(i32, 0x3F000000))
+        return builder.bitcast(bits, ir.FloatType())
 
-    return types.int64(x), codegen
+    return types.float32(x), codegen
 
 
 def exp_(x):
@@ -84,14 +110,13 @@ def _exp_impl(x):
         # `a if a < hi else hi` sends NaN to hi: no NaN can leave this function.
         xc = x if x < _EXP_HI else _EXP_HI
         xc = xc if xc > _EXP_LO else _EXP_LO
-        n = math.floor(xc * _LOG2E + _HALF)
+        n = np.floor(xc * _LOG2E + _HALF)
         r = xc - n * _LN2_HI
         r = r - n * _LN2_LO
         z = r * r
         p = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
         y = p * z + r + _ONE
-        scale = _i32_as_f32((np.int64(n) + 127) << 23)
-        y = y * scale
+        y = y * _pow2_f32(n)
         return y if x > _EXP_LO else _ZERO
 
     return exp_f32
@@ -103,13 +128,11 @@ def _log_impl(x):
         return lambda x: math.log(x)
 
     def log_f32(x):
-        bits = _f32_as_i32(x)
-        e = ((bits >> 23) & 0xFF) - 126
-        m = _i32_as_f32((bits & 0x807FFFFF) | 0x3F000000)  # mantissa in [0.5, 1)
+        fe = _exponent_f32(x)
+        m = _mantissa_f32(x)
         small = m < _SQRTHF
-        e = e - 1 if small else e
+        fe = (fe - _ONE) if small else fe
         m = (m + m - _ONE) if small else (m - _ONE)
-        fe = f32(e)
         z = m * m
         y = ((((((((_L0 * m + _L1) * m + _L2) * m + _L3) * m + _L4) * m + _L5) * m
                + _L6) * m + _L7) * m + _L8) * m * z
