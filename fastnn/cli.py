@@ -12,6 +12,7 @@ parser)`` registered in ``_COMMANDS``; ``main`` returns the process exit code.
 
 import argparse
 import math
+import os
 import sys
 import time
 
@@ -247,6 +248,9 @@ def _run_demo(args, parser):
     print(f"numpy:  {n} iterations in {np_elapsed:.3f} s = {_rate(n, np_elapsed)} "
           f"(same loop, plain NumPy {dtype.name} loss)")
     print(f"speed-up of the loop: {(np_elapsed / n) / (elapsed / done):.1f}x")
+    if "OPENBLAS_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) > 1:
+        print("note: NumPy's BLAS may use several threads, fastnn uses one; run with "
+              "OPENBLAS_NUM_THREADS=1 to compare core for core")
     return 0
 
 
