@@ -15,14 +15,16 @@ from ._validation import (
     as_matrix,
     as_positive_int,
     check_finite,
+    check_label_range,
     resolve_dtype,
 )
 from .kernels import network as k
+from .kernels.checks import network_inputs_ok
 
 #: Target bytes of one scratch block: small enough to stay in L2 with wide layers.
-_WORK_BYTES = 128 * 1024
-_MAX_BLOCK = 512
-_MIN_BLOCK = 16
+_WORK_BYTES = 1024 * 1024
+_MAX_BLOCK = 1024
+_MIN_BLOCK = 32  # the loss kernel pads blocks to a multiple of 32
 
 
 def param_count(sizes):
@@ -178,8 +180,13 @@ class MLP:
 
     def evaluate(self, X, y):
         """(mean loss, accuracy) in one fused pass; ``y`` is labels or one-hot rows."""
-        x = self._inputs(X)
-        labels = as_labels(y, x.shape[0], self.n_classes)
+        x = as_matrix(X, "X", n_cols=self.n_inputs, dtype=self.dtype, check=False)
+        labels = as_labels(y, x.shape[0], self.n_classes, check=False)
+        if not network_inputs_ok(x, labels, self._params, self.n_classes):
+            # slow path, only to say what is wrong
+            check_finite(x, "X")
+            check_finite(self._params, "params")
+            check_label_range(labels, self.n_classes, "y")
         total, correct = k.network_loss(x, labels, self._params, self.sizes, self._work())
         n = x.shape[0]
         return total / n, correct / n
