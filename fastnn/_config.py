@@ -4,7 +4,9 @@
   install is read-only, to Numba's user-wide cache, ``NUMBA_CACHE_DIR`` if set), so a
   second process loads instead of recompiling.  Numba writes cache files to a temporary
   name and renames them, so several processes compiling at once is safe
-  (``tests/test_cache.py`` runs that race).
+  (``tests/test_cache.py`` runs that race).  When no cache location is writable at all
+  (read-only install, no writable home, no ``NUMBA_CACHE_DIR``), Numba would refuse to
+  even define a cached function; we then compile per process and warn once.
 * ``error_model="numpy"``: the default ``"python"`` model puts a ZeroDivisionError
   branch on every float division, which stops LLVM vectorising the loop.
 * ``fastmath={"contract", "nsz"}``: FMA contraction and signless zeros only.  Never
@@ -15,8 +17,36 @@
   every kernel writes only to buffers its caller owns.
 """
 
+import warnings
+
+import numba
+
+
+def _cache_probe():  # pragma: no cover - never called, only located
+    return 0
+
+
+def _disk_cache_available():
+    """Whether Numba finds a writable cache location for functions in this package."""
+    try:
+        numba.njit(cache=True)(_cache_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
+CACHE = _disk_cache_available()
+if not CACHE:
+    warnings.warn(
+        "fastnn: no writable location for Numba's disk cache (read-only install and no "
+        "writable home directory); kernels will be compiled in every process. Set "
+        "NUMBA_CACHE_DIR to a writable directory to cache them.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
 JIT = dict(
-    cache=True,
+    cache=CACHE,
     nogil=True,
     error_model="numpy",
     fastmath={"contract", "nsz"},

@@ -17,7 +17,8 @@ from .kernels.checks import all_finite, int_range, one_hot_labels
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _as_numeric_array(value, name):
+def as_numeric_array(value, name):
+    """``value`` as an ndarray of bools, ints or floats, or a TypeError naming it."""
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -33,12 +34,13 @@ def _as_numeric_array(value, name):
 
 
 def float_dtype(*dtypes):
-    """The float dtype NumPy's promotion gives these dtypes (never below float32)."""
-    dt = np.result_type(*dtypes, np.float16)
+    """The float dtype NumPy's promotion gives these dtypes, as ``np.dot(x, w) + b``
+    would: integers and bools alone give float64, float16 gives float32."""
+    dt = np.result_type(*dtypes)
     if dt.kind != "f" or dt.itemsize > 8:
-        dt = np.dtype(np.float64)
+        return np.dtype(np.float64)
     if dt.itemsize < 4:
-        dt = np.dtype(np.float32)
+        return np.dtype(np.float32)
     return dt
 
 
@@ -64,7 +66,7 @@ def as_matrix(value, name, *, n_cols=None, dtype=None, what="n_features", check=
 
     ``dtype=None`` keeps float32/float64 and casts other numbers (see module doc).
     ``check=False`` is for callers that scan finiteness in a combined kernel."""
-    arr = value if type(value) is np.ndarray else _as_numeric_array(value, name)
+    arr = value if type(value) is np.ndarray else as_numeric_array(value, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (int or float), got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -98,7 +100,7 @@ def as_labels(value, n_samples, n_classes, name="y", check=True):
 
     ``check=False`` skips the range check, for callers that scan it in a combined
     kernel (one-hot rows are always checked here)."""
-    arr = value if type(value) is np.ndarray else _as_numeric_array(value, name)
+    arr = value if type(value) is np.ndarray else as_numeric_array(value, name)
     if arr.ndim == 2:
         return _one_hot_labels(arr, n_samples, n_classes, name)
     if arr.ndim != 1:

@@ -12,8 +12,15 @@ whether it runs before or after ``import fastnn``.  Users may assign or mutate
 
 import numpy as np
 
-from ._validation import as_labels, as_matrix, as_positive_int, float_dtype
+from ._validation import (
+    as_labels,
+    as_matrix,
+    as_numeric_array,
+    as_positive_int,
+    float_dtype,
+)
 from .kernels import layers as k
+from .network import make_work
 
 
 class Dense_Layer:
@@ -30,13 +37,14 @@ class Dense_Layer:
         w = as_matrix(self.weights, "weights", what="n_neurons")
         n_in, n_out = w.shape
         b = _as_bias(self.biases, n_out)
-        x = as_matrix(inputs, "inputs", n_cols=n_in, what="n_inputs")
-        dot_dtype = float_dtype(x.dtype, w.dtype)
-        out = np.empty((x.shape[0], n_out), dtype=float_dtype(dot_dtype, b.dtype))
-        k.dense_forward(
-            x.astype(dot_dtype, copy=False), w.astype(dot_dtype, copy=False),
-            b.astype(out.dtype, copy=False), out,
-        )
+        x = as_numeric_array(inputs, "inputs")
+        out_dtype = float_dtype(x.dtype, w.dtype, b.dtype)  # as np.dot(x, w) + b, from
+        x = as_matrix(x, "inputs", n_cols=n_in, what="n_inputs")  # x's own dtype
+        out = np.empty((x.shape[0], n_out), dtype=out_dtype)
+        params = np.concatenate((w.ravel(), b)).astype(np.float64, copy=False)
+        sizes = np.array([n_in, n_out], dtype=np.int64)
+        work = make_work(sizes, np.float64, max_samples=x.shape[0])
+        k.dense_forward(x, params, sizes, work, out)
         self.output = out
 
     def __repr__(self):

@@ -32,20 +32,25 @@ def param_count(sizes):
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
 
-def make_work(sizes, dtype):
-    """A 64-byte aligned scratch array for ``kernels.network`` (rows x block)."""
+def make_work(sizes, dtype, max_samples=None):
+    """A zeroed, 64-byte aligned scratch array for ``kernels.network`` (rows x block).
+
+    The block (samples per sweep) is the largest power of two up to 1024 whose scratch
+    fits in about 1 MB (L2): long sweeps amortise loop set-up, which dominates short
+    ones (measured in ``bench/``).  ``max_samples`` caps it for one-off calls."""
     dtype = np.dtype(dtype)
     rows = k.work_rows(sizes)
     block = _MAX_BLOCK
     while block > _MIN_BLOCK and rows * block * dtype.itemsize > _WORK_BYTES:
         block //= 2
+    if max_samples is not None:
+        while block > _MIN_BLOCK and block // 2 >= max_samples:
+            block //= 2
     n = rows * block
     pad = 64 // dtype.itemsize
-    raw = np.empty(n + pad, dtype=dtype)
+    raw = np.zeros(n + pad, dtype=dtype)
     start = (-raw.ctypes.data % 64) // dtype.itemsize
-    work = raw[start:start + n].reshape(rows, block)
-    work[...] = 0
-    return work
+    return raw[start:start + n].reshape(rows, block)
 
 
 class Dense:
@@ -111,6 +116,7 @@ class MLP:
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         self.dtype = resolve_dtype(dtype)
         self.sizes = np.array(sizes, dtype=np.int64)
+        self._n_in, self._n_out = sizes[0], sizes[-1]  # plain ints: cheap per call
         self.params = np.zeros(param_count(sizes), dtype=self.dtype)
         self.layers = []
         offset = 0
@@ -146,11 +152,11 @@ class MLP:
 
     @property
     def n_inputs(self):
-        return int(self.sizes[0])
+        return self._n_in
 
     @property
     def n_classes(self):
-        return int(self.sizes[-1])
+        return self._n_out
 
     # -- evaluation -------------------------------------------------------------------
     def _work(self):
@@ -162,7 +168,7 @@ class MLP:
 
     def _inputs(self, X):
         check_finite(self._params, "params")
-        return as_matrix(X, "X", n_cols=self.n_inputs, dtype=self.dtype)
+        return as_matrix(X, "X", n_cols=self._n_in, dtype=self.dtype)
 
     def forward(self, X):
         """Softmax probabilities, shape (n_samples, n_classes)."""
@@ -180,13 +186,14 @@ class MLP:
 
     def evaluate(self, X, y):
         """(mean loss, accuracy) in one fused pass; ``y`` is labels or one-hot rows."""
-        x = as_matrix(X, "X", n_cols=self.n_inputs, dtype=self.dtype, check=False)
-        labels = as_labels(y, x.shape[0], self.n_classes, check=False)
-        if not network_inputs_ok(x, labels, self._params, self.n_classes):
+        n_out = self._n_out
+        x = as_matrix(X, "X", n_cols=self._n_in, dtype=self.dtype, check=False)
+        labels = as_labels(y, x.shape[0], n_out, check=False)
+        if not network_inputs_ok(x, labels, self._params, n_out):
             # slow path, only to say what is wrong
             check_finite(x, "X")
             check_finite(self._params, "params")
-            check_label_range(labels, self.n_classes, "y")
+            check_label_range(labels, n_out, "y")
         total, correct = k.network_loss(x, labels, self._params, self.sizes, self._work())
         n = x.shape[0]
         return total / n, correct / n

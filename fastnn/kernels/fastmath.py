@@ -91,6 +91,20 @@ def _mantissa_f32(typingctx, x):
     return types.float32(x), codegen
 
 
+@intrinsic
+def select(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM ``select``: no branch in Numba's IR, so inlining
+    these helpers several times into one loop stays branch-free (the ternary form
+    tripped Numba's SSA pass and stopped vectorisation)."""
+    if not isinstance(cond, types.Boolean) or a != b:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(args[0], args[1], args[2])
+
+    return a(cond, a, b), codegen
+
+
 def exp_(x):
     """exp(x); vectorisable for float32, where x > 88.3 gives exp(88.3) and NaN gives 0."""
     return math.exp(x)
@@ -107,9 +121,8 @@ def _exp_impl(x):
         return lambda x: math.exp(x)
 
     def exp_f32(x):
-        # `a if a < hi else hi` sends NaN to hi: no NaN can leave this function.
-        xc = x if x < _EXP_HI else _EXP_HI
-        xc = xc if xc > _EXP_LO else _EXP_LO
+        xc = select(x < _EXP_HI, x, _EXP_HI)  # NaN goes to _EXP_HI here...
+        xc = select(xc > _EXP_LO, xc, _EXP_LO)
         n = np.floor(xc * _LOG2E + _HALF)
         r = xc - n * _LN2_HI
         r = r - n * _LN2_LO
@@ -117,7 +130,7 @@ def _exp_impl(x):
         p = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
         y = p * z + r + _ONE
         y = y * _pow2_f32(n)
-        return y if x > _EXP_LO else _ZERO
+        return select(x > _EXP_LO, y, _ZERO)  # ...and to 0 here
 
     return exp_f32
 
@@ -131,8 +144,8 @@ def _log_impl(x):
         fe = _exponent_f32(x)
         m = _mantissa_f32(x)
         small = m < _SQRTHF
-        fe = (fe - _ONE) if small else fe
-        m = (m + m - _ONE) if small else (m - _ONE)
+        fe = select(small, fe - _ONE, fe)
+        m = select(small, m + m - _ONE, m - _ONE)
         z = m * m
         y = ((((((((_L0 * m + _L1) * m + _L2) * m + _L3) * m + _L4) * m + _L5) * m
                + _L6) * m + _L7) * m + _L8) * m * z

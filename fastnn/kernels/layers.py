@@ -8,28 +8,30 @@ search is ``kernels.network``, not these.
 
 import math
 
-import numpy as np
 from numba import njit
 
 from .._config import JIT
 from .fastmath import exp_
+from .network import _forward_block
 
 
 @njit(**JIT)
-def dense_forward(x, w, b, out):
-    """out = x @ w + b.  The product is accumulated in float64, rounded to x/w's dtype,
-    then the bias is added in out's dtype, which mirrors NumPy's ``np.dot(x, w) + b``."""
-    n, d = x.shape
-    h = w.shape[1]
-    acc = np.empty(h, dtype=np.float64)
-    for s in range(n):
-        acc[:] = 0.0
-        for i in range(d):
-            xi = np.float64(x[s, i])
+def dense_forward(x, params, sizes, work, out):
+    """out = x @ W + b, with (W, b) packed as a one-layer network in float64 ``params``
+    (layout of ``kernels.network``) and float64 ``work``.
+
+    The product and bias are accumulated in float64 and rounded once to ``out``'s
+    dtype: as accurate as ``nnfs.init()``'s float64 ``np.dot``, and vectorised by the
+    same block sweeps as the fused network kernel."""
+    n = x.shape[0]
+    block = work.shape[1]
+    h = out.shape[1]
+    for s0 in range(0, n, block):
+        nb = min(block, n - s0)
+        z = _forward_block(x, s0, nb, params, sizes, work)
+        for s in range(nb):
             for j in range(h):
-                acc[j] += xi * w[i, j]
-        for j in range(h):
-            out[s, j] = x.dtype.type(acc[j]) + b[j]
+                out[s0 + s, j] = work[z + j, s]
 
 
 @njit(**JIT)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import INLINE, JIT
-from .fastmath import exp_, log_
+from .fastmath import exp_, log_, select
 
 #: per-sample scratch rows after the activation buffers (loss, true logit, flag, label)
 EXTRA_ROWS = 4
@@ -30,8 +30,12 @@ _D_MAX = 80.0
 
 
 def work_rows(sizes):
-    """Rows of scratch ``work`` needs for a network with these layer sizes."""
-    return _round4(int(sizes[0])) + 2 * _round4(int(max(sizes[1:]))) + EXTRA_ROWS
+    """Rows of scratch ``work`` needs for a network with these layer sizes (plain
+    Python: calling the jitted ``_round4`` here would compile it, uncached, per process)."""
+    def round4(k):
+        return (int(k) + 3) // 4 * 4
+
+    return round4(sizes[0]) + 2 * round4(max(sizes[1:])) + EXTRA_ROWS
 
 
 @njit(**INLINE)
@@ -225,6 +229,94 @@ def _block_loss(work, z, lab, nb, sizes):
     """(sum of clipped losses, number wrong) of one block whose logits start at row z."""
     n_classes = sizes[sizes.shape[0] - 1]
     t_row = _layout(sizes)[2]
+    one = work.dtype.type(1)
+    if n_classes <= 3:
+        wrong = _exp_sums_upto3(work, z, lab, nb, n_classes, t_row)
+    else:
+        wrong = _exp_sums(work, z, lab, nb, n_classes, t_row)
+    # Clipping the loss log(t) to [-log(1-1e-7), -log(1e-7)] was clipping t to
+    # [t_lo, t_hi]; now one log per four samples: the log of the product of
+    # t[g], t[g+q], t[g+2q], t[g+3q] (at most 1e28, finite in float32).  Quarters
+    # rather than neighbours: stride-4 loads do not vectorise (7x, measured).
+    # Padding with t = 1 adds log(1) = 0; padding to 32 makes q a multiple of 8.
+    nb32 = (nb + 31) // 32 * 32  # block widths are multiples of 32, so this fits
+    q = nb32 // 4
+    for s in range(nb, nb32):
+        work[t_row, s] = one
+    log_row = t_row + 1
+    for g in range(q):
+        prod = ((work[t_row, g] * work[t_row, g + q])
+                * (work[t_row, g + 2 * q] * work[t_row, g + 3 * q]))
+        work[log_row, g] = log_(prod)
+    return _sum8(work, log_row, q), wrong
+
+
+@njit(**INLINE)
+def _clip_t(t):
+    """Clip t = sum_j exp(z_j - z_y) so that log(t) is the notebook's clipped loss."""
+    dt = type(t)
+    t_lo = dt(1) / dt(1 - 1e-7)
+    t_hi = dt(1e7)
+    t = t if t > t_lo else t_lo
+    return t if t < t_hi else t_hi
+
+
+@njit(**INLINE)
+def _wrong_flag(dj, j_before_label):
+    """1 if class j beats the label (or dj is NaN from overflowed logits), or ties it
+    while coming first (argmax takes the first maximum); else 0.  Float 0/1 flags
+    combined with max: boolean and/or here stops vectorisation (9x, measured)."""
+    zero = type(dj)(0)
+    one = type(dj)(1)
+    beats = zero if dj <= zero else one
+    ties_first = j_before_label if dj == zero else zero
+    return beats if beats > ties_first else ties_first
+
+
+@njit(**INLINE)
+def _exp_sums_upto3(work, z, lab, nb, n_classes, t_row):
+    """Write clipped t = sum_j exp(z_j - z_y) to work[t_row] for 1 to 3 classes, in one
+    register-resident pass (the general loop makes 2C + 2 passes); return # wrong.
+
+    The label's own term is exp(0) = 1, so only the two other classes need an exp:
+    for label 0 they are classes 1, 2; for 1: 0, 2; for 2: 0, 1.  Missing classes
+    (fewer than 3) get logit -inf: their exp is 0 and they never beat the label."""
+    dt = work.dtype.type
+    zero = dt(0)
+    one = dt(1)
+    two_f = dt(2)
+    d_max = dt(_D_MAX)
+    two = n_classes > 1
+    three = n_classes > 2
+    neg_inf = dt(-np.inf)
+    bad_row = t_row + 2
+    lab_row = t_row + 3
+    for s in range(nb):  # own pass: int64 lanes in the main loop would halve its width
+        work[lab_row, s] = dt(lab[s])
+    for s in range(nb):
+        label = work[lab_row, s]
+        z0 = work[z, s]
+        z1 = select(two, work[z + 1, s], neg_inf)
+        z2 = select(three, work[z + 2, s], neg_inf)
+        zy = select(label == zero, z0, select(label == one, z1, z2))
+        d_a = select(label == zero, z1, z0) - zy  # class 0, or 1 when the label is 0
+        d_b = select(label == two_f, z1, z2) - zy  # class 2, or 1 when the label is 2
+        # a class before the label wins a tie: class a is before unless label is 0,
+        # class b only when the label is 2
+        bad = max(_wrong_flag(d_a, select(label == zero, zero, one)),
+                  _wrong_flag(d_b, select(label == two_f, one, zero)))
+        d_a = select(d_a < d_max, d_a, d_max)  # also maps NaN to d_max
+        d_b = select(d_b < d_max, d_b, d_max)
+        e_a = exp_(d_a)
+        e_b = exp_(d_b)
+        work[t_row, s] = _clip_t(one + e_a + e_b)
+        work[bad_row, s] = bad
+    return _count_flags(work, bad_row, nb)
+
+
+@njit(**INLINE)
+def _exp_sums(work, z, lab, nb, n_classes, t_row):
+    """``_exp_sums_upto3`` for any number of classes, one class per sweep."""
     zy_row = t_row + 1
     bad_row = t_row + 2
     lab_row = t_row + 3
@@ -232,8 +324,6 @@ def _block_loss(work, z, lab, nb, sizes):
     d_max = dt(_D_MAX)
     zero = dt(0)
     one = dt(1)
-    t_lo = dt(1) / dt(1 - 1e-7)
-    t_hi = dt(1e7)
     # Per-sample label (as a float) and true-class logit, by selects rather than a
     # gather: every loop below is then a straight vector sweep.
     for s in range(nb):
@@ -251,35 +341,23 @@ def _block_loss(work, z, lab, nb, sizes):
         fj = dt(j)
         for s in range(nb):
             dj = work[z + j, s] - work[zy_row, s]
-            # Wrong if a class beats the label (or overflow made dj NaN), or an
-            # earlier class ties it (argmax takes the first maximum).  Float 0/1
-            # flags and max: boolean and/or here stops vectorisation (9x, measured).
-            beats = zero if dj <= zero else one
-            earlier = one if fj < work[lab_row, s] else zero
-            ties_first = earlier if dj == zero else zero
-            work[bad_row, s] = max(work[bad_row, s], max(beats, ties_first))
+            flag = _wrong_flag(dj, one if fj < work[lab_row, s] else zero)
+            work[bad_row, s] = max(work[bad_row, s], flag)
             dj = dj if dj < d_max else d_max  # also maps NaN to d_max
             work[t_row, s] += exp_(dj)
-    # Clipping the loss log(t) to [-log(1-1e-7), -log(1e-7)] is clipping t to
-    # [t_lo, t_hi]; then one log per four samples: the log of the product of
-    # t[g], t[g+q], t[g+2q], t[g+3q] (at most 1e28, finite in float32).  Quarters
-    # rather than neighbours: stride-4 loads do not vectorise (7x, measured).
-    # Padding with t = 1 adds log(1) = 0; padding to 32 makes q a multiple of 8.
-    nb32 = (nb + 31) // 32 * 32  # block widths are multiples of 32, so this fits
-    q = nb32 // 4
-    wrong = np.int32(0)
     for s in range(nb):
-        t = work[t_row, s]
-        t = t if t > t_lo else t_lo
-        work[t_row, s] = t if t < t_hi else t_hi
-        wrong += np.int32(work[bad_row, s])
-    for s in range(nb, nb32):
-        work[t_row, s] = one
-    for g in range(q):
-        prod = ((work[t_row, g] * work[t_row, g + q])
-                * (work[t_row, g + 2 * q] * work[t_row, g + 3 * q]))
-        work[zy_row, g] = log_(prod)
-    return _sum8(work, zy_row, q), wrong
+        work[t_row, s] = _clip_t(work[t_row, s])
+    return _count_flags(work, bad_row, nb)
+
+
+@njit(**INLINE)
+def _count_flags(work, row, nb):
+    """Number of 1s in the 0/1 float row; its own pass, because an integer reduction
+    inside a float loop makes LLVM pick half-width vectors (1.6x slower, measured)."""
+    count = np.int32(0)
+    for s in range(nb):
+        count += np.int32(work[row, s])
+    return count
 
 
 @njit(**INLINE)
