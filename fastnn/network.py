@@ -12,6 +12,7 @@ import numpy as np
 
 from ._validation import (
     as_labels,
+    as_numeric_array,
     as_matrix,
     as_positive_int,
     check_finite,
@@ -77,7 +78,7 @@ class Dense:
 
     @biases.setter
     def biases(self, value):
-        value = np.asarray(value)
+        value = as_numeric_array(value, "biases")
         if value.shape == (self._b.shape[1],):
             value = value.reshape(self._b.shape)
         _assign(self._b, value, "biases")
@@ -87,9 +88,14 @@ class Dense:
 
 
 def _assign(target, value, name):
-    value = np.asarray(value)
+    """Copy ``value`` into the parameter view ``target``, refusing anything that is not
+    a finite real array of the same shape (the network is left unchanged)."""
+    value = as_numeric_array(value, name)
     if value.shape != target.shape:
         raise ValueError(f"{name} must have shape {target.shape}, got {value.shape}")
+    with np.errstate(over="ignore"):
+        value = np.asarray(value, dtype=target.dtype)
+    check_finite(np.ascontiguousarray(value), name)
     target[...] = value
 
 
@@ -112,8 +118,11 @@ class MLP:
             raise exc
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least 2 entries (inputs, outputs), got {sizes}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+            if seed < 0:
+                raise ValueError(f"seed must be >= 0, got {seed}")
         self.dtype = resolve_dtype(dtype)
         self.sizes = np.array(sizes, dtype=np.int64)
         self._n_in, self._n_out = sizes[0], sizes[-1]  # plain ints: cheap per call
@@ -141,10 +150,7 @@ class MLP:
         if not hasattr(self, "_params"):
             self._params = value
             return
-        value = np.asarray(value)
-        if value.shape != self._params.shape:
-            raise ValueError(f"params must have shape {self._params.shape}, got {value.shape}")
-        self._params[...] = value
+        _assign(self._params, value, "params")
 
     @property
     def n_params(self):

@@ -158,7 +158,7 @@ def _transpose_block(x, s0, nb, work):
                 work[i, s] = xm[s, i]
 
 
-@njit(**INLINE)
+@njit(**JIT)
 def _forward_block(x, s0, nb, params, sizes, work):
     """Push samples ``x[s0:s0+nb]`` through all layers; return the work row where the
     logits (``sizes[-1]`` rows x ``nb`` columns) start.
