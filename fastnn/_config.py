@@ -17,6 +17,8 @@
   every kernel writes only to buffers its caller owns.
 """
 
+import hashlib
+import pathlib
 import warnings
 
 import numba
@@ -51,6 +53,37 @@ JIT = dict(
     error_model="numpy",
     fastmath={"contract", "nsz"},
 )
+
+
+def _sources_digest():
+    """Hash of every file whose code ends up inside a compiled kernel."""
+    here = pathlib.Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted([here / "_config.py", *(here / "kernels").glob("*.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_SOURCES_DIGEST = _sources_digest()
+
+
+def kernel(fn):
+    """``numba.njit(**JIT)``, with a disk cache that goes stale when *any* kernel source
+    changes, not only the file defining ``fn``.
+
+    Numba stamps a cache entry with its own file only, yet our kernels inline helpers
+    from other modules (``kernels/fastmath.py``, this file): editing one of those would
+    leave old machine code in the cache.  We extend the stamp with a digest of all kernel
+    sources (``tests/test_cache.py::test_editing_an_inlined_helper_invalidates_the_cache``).
+    This touches Numba internals, guarded: if they change, Numba's own stamp still
+    applies."""
+    dispatcher = numba.njit(**JIT)(fn)
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, _SOURCES_DIGEST)
+    return dispatcher
+
 
 #: Options for small helpers that must be inlined into every caller, so a fresh
 #: compile and a cache load run the same machine code.

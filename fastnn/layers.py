@@ -38,13 +38,16 @@ class Dense_Layer:
         n_in, n_out = w.shape
         b = _as_bias(self.biases, n_out)
         x = as_numeric_array(inputs, "inputs")
-        out_dtype = float_dtype(x.dtype, w.dtype, b.dtype)  # as np.dot(x, w) + b, from
-        x = as_matrix(x, "inputs", n_cols=n_in, what="n_inputs")  # x's own dtype
+        dot_dtype = float_dtype(x.dtype, w.dtype)  # np.dot(x, w) + b: two roundings,
+        out_dtype = float_dtype(dot_dtype, b.dtype)  # from x's own dtype
+        x = as_matrix(x, "inputs", n_cols=n_in, what="n_inputs")
         out = np.empty((x.shape[0], n_out), dtype=out_dtype)
-        params = np.concatenate((w.ravel(), b)).astype(np.float64, copy=False)
+        params = np.zeros(n_in * n_out + n_out)
+        params[:n_in * n_out] = w.ravel()
         sizes = np.array([n_in, n_out], dtype=np.int64)
         work = make_work(sizes, np.float64, max_samples=x.shape[0])
-        k.dense_forward(x, params, sizes, work, out)
+        k.dense_forward(x, params, sizes, work, np.empty(0, dot_dtype),
+                        b.astype(out_dtype, copy=False), out)
         self.output = out
 
     def __repr__(self):

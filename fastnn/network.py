@@ -12,8 +12,8 @@ import numpy as np
 
 from ._validation import (
     as_labels,
-    as_numeric_array,
     as_matrix,
+    as_numeric_array,
     as_positive_int,
     check_finite,
     check_label_range,

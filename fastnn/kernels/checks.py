@@ -5,12 +5,11 @@ pass each instead of NumPy's temporary boolean arrays keeps per-call checks chea
 """
 
 import numpy as np
-from numba import njit
 
-from .._config import JIT
+from .._config import kernel
 
 
-@njit(**JIT)
+@kernel
 def all_finite(flat):
     """True when no element of the 1-D array is NaN or +-inf."""
     ok = True
@@ -20,7 +19,7 @@ def all_finite(flat):
     return ok
 
 
-@njit(**JIT)
+@kernel
 def int_range(values):
     """(min, max) of a non-empty 1-D int64 array."""
     lo = values[0]
@@ -32,7 +31,7 @@ def int_range(values):
     return lo, hi
 
 
-@njit(**JIT)
+@kernel
 def one_hot_labels(onehot, labels):
     """Write each row's hot column into labels; return the first bad row index or -1.
 
@@ -54,7 +53,7 @@ def one_hot_labels(onehot, labels):
     return np.int64(-1)
 
 
-@njit(**JIT)
+@kernel
 def network_inputs_ok(x, labels, params, n_classes):
     """One pass over everything a network kernel reads: True when ``x`` and ``params``
     are finite and every label is in ``[0, n_classes)``.

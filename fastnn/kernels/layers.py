@@ -8,33 +8,35 @@ search is ``kernels.network``, not these.
 
 import math
 
-from numba import njit
-
-from .._config import JIT
+from .._config import kernel
 from .fastmath import exp_
 from .network import _forward_block
 
 
-@njit(**JIT)
-def dense_forward(x, params, sizes, work, out):
-    """out = x @ W + b, with (W, b) packed as a one-layer network in float64 ``params``
-    (layout of ``kernels.network``) and float64 ``work``.
+@kernel
+def dense_forward(x, params, sizes, work, dot_like, bias, out):
+    """out = x @ W + bias, with W packed as a one-layer network in float64 ``params``
+    (layout of ``kernels.network``, zero biases there) and float64 ``work``.
 
-    The product and bias are accumulated in float64 and rounded once to ``out``'s
-    dtype: as accurate as ``nnfs.init()``'s float64 ``np.dot``, and vectorised by the
-    same block sweeps as the fused network kernel."""
+    The product is accumulated in float64 (as ``nnfs.init()``'s ``np.dot`` does, and
+    vectorised by the same block sweeps as the fused network kernel), rounded to the
+    product's dtype (that of the 0-length ``dot_like``), then ``bias`` is added in
+    ``out``'s dtype: the two roundings of ``np.dot(x, w) + b``.  One rounding moved
+    losses by 1e-5 when biases grow large (``tests/test_notebook_dropin.py``)."""
     n = x.shape[0]
     block = work.shape[1]
     h = out.shape[1]
+    to_dot = dot_like.dtype.type
+    to_out = out.dtype.type
     for s0 in range(0, n, block):
         nb = min(block, n - s0)
         z = _forward_block(x, s0, nb, params, sizes, work)
         for s in range(nb):
             for j in range(h):
-                out[s0 + s, j] = work[z + j, s]
+                out[s0 + s, j] = to_out(to_dot(work[z + j, s])) + bias[j]
 
 
-@njit(**JIT)
+@kernel
 def relu(x, out):
     """out = max(0, x), elementwise over a C-contiguous 2-D array."""
     xf = x.reshape(-1)
@@ -45,7 +47,7 @@ def relu(x, out):
         of[k] = v if v > zero else zero
 
 
-@njit(**JIT)
+@kernel
 def softmax(z, out):
     """Row-wise softmax with the row max subtracted first (no overflow for any finite z)."""
     n, c = z.shape
@@ -63,7 +65,7 @@ def softmax(z, out):
             out[s, j] *= inv
 
 
-@njit(**JIT)
+@kernel
 def crossentropy_sum(p, labels):
     """Sum over samples of -log(clip(p[s, labels[s]], 1e-7, 1 - 1e-7)), in float64.
 
@@ -79,7 +81,7 @@ def crossentropy_sum(p, labels):
     return total
 
 
-@njit(**JIT)
+@kernel
 def argmax_rows(z, out):
     """out[s] = first index of the row maximum, as ``np.argmax(z, axis=1)``."""
     n, c = z.shape
@@ -93,7 +95,7 @@ def argmax_rows(z, out):
         out[s] = arg
 
 
-@njit(**JIT)
+@kernel
 def count_correct(z, labels):
     """How many rows have their (first) maximum at the label."""
     n, c = z.shape

@@ -20,7 +20,7 @@ This is the hot path of the search.  Layout choices, each measured to matter
 import numpy as np
 from numba import njit
 
-from .._config import INLINE, JIT
+from .._config import INLINE, kernel
 from .fastmath import exp_, log_, select
 
 #: per-sample scratch rows after the activation buffers (loss, true logit, flag, label)
@@ -158,7 +158,7 @@ def _transpose_block(x, s0, nb, work):
                 work[i, s] = xm[s, i]
 
 
-@njit(**JIT)
+@kernel
 def _forward_block(x, s0, nb, params, sizes, work):
     """Push samples ``x[s0:s0+nb]`` through all layers; return the work row where the
     logits (``sizes[-1]`` rows x ``nb`` columns) start.
@@ -204,7 +204,7 @@ def _forward_block(x, s0, nb, params, sizes, work):
     return in_row
 
 
-@njit(**JIT)
+@kernel
 def network_loss(x, labels, params, sizes, work):
     """Return (sum of clipped cross-entropy losses as float64, number correct).
 
@@ -378,7 +378,7 @@ def _sum8(work, row, m):
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-@njit(**JIT)
+@kernel
 def network_forward(x, params, sizes, work, out):
     """out[s] = softmax(logits of x[s]), max subtracted first."""
     n = x.shape[0]
@@ -407,7 +407,7 @@ def network_forward(x, params, sizes, work, out):
                 out[s0 + s, j] = work[z + j, s] * inv
 
 
-@njit(**JIT)
+@kernel
 def network_predict(x, params, sizes, work, out):
     """out[s] = index of the first maximal logit of x[s] (= argmax of the softmax)."""
     n = x.shape[0]
