@@ -109,6 +109,18 @@ def _sweep4x2(work, r, ri, nb, params, off, b_off, d_in, d_out, i, j, first, flo
     w13 = _w(params, off, d_in, d_out, i + 1, j + 3)
     b0, b1 = _b(params, b_off, d_out, j), _b(params, b_off, d_out, j + 1)
     b2, b3 = _b(params, b_off, d_out, j + 2), _b(params, b_off, d_out, j + 3)
+    if first:  # no loads of the output rows (their values are not used)
+        for s in range(nb):
+            x0, x1 = work[ri, s], work[ri + 1, s]
+            a0 = b0 + w00 * x0 + w10 * x1
+            a1 = b1 + w01 * x0 + w11 * x1
+            a2 = b2 + w02 * x0 + w12 * x1
+            a3 = b3 + w03 * x0 + w13 * x1
+            work[r, s] = a0 if a0 > floor else floor
+            work[r + 1, s] = a1 if a1 > floor else floor
+            work[r + 2, s] = a2 if a2 > floor else floor
+            work[r + 3, s] = a3 if a3 > floor else floor
+        return
     for s in range(nb):
         x0, x1 = work[ri, s], work[ri + 1, s]
         o0, o1, o2, o3 = work[r, s], work[r + 1, s], work[r + 2, s], work[r + 3, s]
