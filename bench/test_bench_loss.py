@@ -13,6 +13,7 @@ the implementations compute the same loss.  Data: ``nnfs`` ``spiral_data``, floa
 without ``nnfs.init()`` (it would patch NumPy for this whole process).
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -130,36 +131,19 @@ def test_fused_loss_numpy_prealloc(benchmark, loss_case):
 
 
 # -- the notebook API: the drop-in classes against the notebook's own ------------------
-class Notebook:
-    """The seed notebook's classes, verbatim (minus comments)."""
+def _load_reference():
+    """``tests/reference.py`` (plain NumPy, holds the seed notebook's classes verbatim),
+    loaded by path: ``tests`` is not a package."""
+    spec = importlib.util.spec_from_file_location(
+        "fastnn_tests_reference", ROOT / "tests" / "reference.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    class Dense_Layer:
-        def __init__(self, n_inputs, n_neurons):
-            self.weights = 0.01 * np.random.randn(n_inputs, n_neurons)  # noqa: NPY002
-            self.biases = np.zeros((1, n_neurons))
 
-        def forward(self, inputs):
-            self.inputs = inputs
-            self.output = np.dot(inputs, self.weights) + self.biases
-
-    class Activation_Relu:
-        def forward(self, inputs):
-            self.output = np.maximum(0, inputs)
-
-    class Activation_Softmax:
-        def forward(self, inputs):
-            exp_values = np.exp(inputs - np.max(inputs, axis=1, keepdims=True))
-            probabilities = exp_values / np.sum(exp_values, axis=1, keepdims=True)
-            self.output = probabilities
-
-    class Loss_CategoricalCrossentropy:
-        def forward(self, y_pred, y_true):
-            y_pred_clipped = np.clip(y_pred, 1e-7, 1 - 1e-7)
-            if len(y_true.shape) == 2:
-                y_true = np.argmax(y_true, axis=1)
-            correct_confidences = y_pred_clipped[range(len(y_pred)), y_true]
-            negative_log_likelihoods = -np.log(correct_confidences)
-            return np.mean(negative_log_likelihoods)
+#: The seed notebook's own classes (``Notebook.Dense_Layer`` etc.).
+Notebook = _load_reference()
 
 
 def notebook_chain(ns, params):

@@ -10,11 +10,13 @@ This is the hot path of the search.  Layout choices, each measured to matter
   loop (activations are stored transposed, units x samples) so every loop is a
   straight vectorisable sweep.  A per-sample loop over units is 8-25x slower.
 * ``work`` is a caller-owned scratch array (rows x B) reused across calls: nothing is
-  allocated per call.  Rows: ``[0, d)`` the transposed input block, then two
-  ping-pong buffers of ``hmax`` rows, then ``_EXTRA_ROWS`` rows of per-sample scratch.
+  allocated per call.  Rows: the transposed input block (``d`` rounded up to 4), then
+  two ping-pong buffers of ``hmax`` rows (rounded up to 4), then ``EXTRA_ROWS`` rows of
+  per-sample scratch (see ``_layout``).
 * Loss by softmax shift invariance: with d_j = z_j - z_y,
   ``-log(clip(p_y, 1e-7, 1-1e-7)) == clip(log(sum_j exp(d_j)), -log(1-1e-7), -log(1e-7))``:
-  no row max, no division, one log per sample, finite for any finite logits.
+  no row max, no division, C-1 exps (up to 3 classes) and one log per four samples,
+  finite for any finite logits.
 """
 
 import numpy as np
