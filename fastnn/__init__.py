@@ -19,9 +19,15 @@ from .layers import (
     accuracy,
 )
 from .network import MLP
+from .noise import gaussian_noise
+from .search import History, SearchResult, search
 
 __all__ = [
     "MLP",
+    "History",
+    "SearchResult",
+    "search",
+    "gaussian_noise",
     "Activation_ReLU",
     "Activation_Relu",
     "Activation_Softmax",

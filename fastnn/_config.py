@@ -19,6 +19,7 @@
 
 import hashlib
 import pathlib
+import types
 import warnings
 
 import numba
@@ -68,8 +69,8 @@ def _sources_digest():
 _SOURCES_DIGEST = _sources_digest()
 
 
-def kernel(fn):
-    """``numba.njit(**JIT)``, with a disk cache that goes stale when *any* kernel source
+def kernel(fn, **options):
+    """``numba.njit(**JIT, **options)``, with a disk cache that goes stale when *any* kernel source
     changes, not only the file defining ``fn``.
 
     Numba stamps a cache entry with its own file only, yet our kernels inline helpers
@@ -78,11 +79,25 @@ def kernel(fn):
     sources (``tests/test_cache.py::test_editing_an_inlined_helper_invalidates_the_cache``).
     This touches Numba internals, guarded: if they change, Numba's own stamp still
     applies."""
-    dispatcher = numba.njit(**JIT)(fn)
+    if options:
+        fn = _renamed(fn, options)
+    dispatcher = numba.njit(**dict(JIT, **options))(fn)
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     if cache_file is not None and hasattr(cache_file, "_source_stamp"):
         cache_file._source_stamp = (cache_file._source_stamp, _SOURCES_DIGEST)
     return dispatcher
+
+
+def _renamed(fn, options):
+    """A copy of ``fn`` whose qualified name records ``options``: Numba names cache files
+    after the function and keys entries by signature only, so a ``parallel=True`` build
+    of a function would otherwise load (or overwrite) the serial build's machine code."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                               fn.__closure__)
+    suffix = "_".join(f"{key}_{value}" for key, value in sorted(options.items()))
+    clone.__qualname__ = f"{fn.__qualname__}__{suffix}"
+    clone.__doc__ = fn.__doc__
+    return clone
 
 
 #: Options for small helpers that must be inlined into every caller, so a fresh

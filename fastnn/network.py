@@ -33,8 +33,9 @@ def param_count(sizes):
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
 
-def make_work(sizes, dtype, max_samples=None):
-    """A zeroed, 64-byte aligned scratch array for ``kernels.network`` (rows x block).
+def make_work(sizes, dtype, max_samples=None, count=None):
+    """A zeroed, 64-byte aligned scratch array for ``kernels.network`` (rows x block),
+    or ``count`` of them stacked (count x rows x block, each one aligned).
 
     The block (samples per sweep) is the largest power of two up to 1024 whose scratch
     fits in about 1 MB (L2): long sweeps amortise loop set-up, which dominates short
@@ -47,11 +48,12 @@ def make_work(sizes, dtype, max_samples=None):
     if max_samples is not None:
         while block > _MIN_BLOCK and block // 2 >= max_samples:
             block //= 2
-    n = rows * block
+    shape = (rows, block) if count is None else (count, rows, block)
+    n = int(np.prod(shape))  # block * itemsize is a multiple of 64: every slab aligned
     pad = 64 // dtype.itemsize
     raw = np.zeros(n + pad, dtype=dtype)
     start = (-raw.ctypes.data % 64) // dtype.itemsize
-    return raw[start:start + n].reshape(rows, block)
+    return raw[start:start + n].reshape(shape)
 
 
 class Dense:

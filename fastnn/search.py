@@ -1,0 +1,514 @@
+"""``search``: the nnfs book's random search, compiled whole and built for huge runs.
+
+The loop itself (noise, candidates, loss, acceptance) runs in ``kernels/search.py``, a
+chunk of steps per call.  This module checks the arguments, turns the model into one
+flat parameter vector, picks serial or parallel execution, and between chunks shows
+progress, calls the callback, honours Ctrl-C and writes checkpoints.  Results depend
+only on the arguments and the seed, never on threads, chunking or timing.
+"""
+
+import contextlib
+import math
+import numbers
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from ._validation import (
+    as_labels,
+    as_matrix,
+    as_positive_int,
+    check_finite,
+    check_label_range,
+    float_dtype,
+    resolve_dtype,
+)
+from .checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
+from .kernels import search as ks
+from .kernels.checks import network_inputs_ok
+from .kernels.network import network_loss
+from .network import MLP, make_work
+
+STRATEGIES = ("perturb", "random")
+PARALLEL_MODES = (None, False, "chains", "candidates")
+_STOP_REASONS = {ks.TARGET_REACHED: "target_loss", ks.PATIENCE_EXHAUSTED: "patience"}
+#: history entries per chain per chunk; a chain that fills them ends its chunk early
+_HISTORY_CAP = 1 << 14
+#: wall time aimed at per chunk: short enough for a live progress bar and a prompt
+#: Ctrl-C, long enough that the per-chunk Python work (~20 us) is lost in the noise
+_CHUNK_SECONDS = 0.2
+_FIRST_CHUNK = 64
+#: a parallel region costs about this much (omp/tbb; Numba's workqueue layer ~100x
+#: more): run a step's candidates in parallel only when they take many times longer
+_REGION_SECONDS = {"omp": 5e-6, "tbb": 5e-6, "workqueue": 2e-4}
+
+
+class History(NamedTuple):
+    """Every improvement of one chain: the step it happened at, the new loss, accuracy."""
+
+    step: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray
+
+
+@dataclass
+class SearchResult:
+    """What ``search`` found: the best chain's loss, accuracy and parameters, and how.
+
+    ``iteration`` is the step of the best chain's last improvement (``None`` if no step
+    improved on the starting parameters); ``history`` its improvements; ``evaluations``
+    the number of candidate networks evaluated (all chains); ``stopped`` why the search
+    ended: "iterations", "target_loss", "patience", "callback" or "interrupted"."""
+
+    loss: float
+    accuracy: float
+    iteration: int | None
+    history: History
+    evaluations: int
+    seconds: float
+    params: np.ndarray
+    interrupted: bool
+    stopped: str
+    chain: int
+    chain_losses: np.ndarray
+    chain_histories: list = field(repr=False)
+    steps: int
+    seed: int
+    mode: str
+
+    @property
+    def evaluations_per_second(self):
+        return self.evaluations / self.seconds if self.seconds > 0 else float("inf")
+
+    def __repr__(self):
+        it = "none" if self.iteration is None else self.iteration
+        return (f"SearchResult(loss={self.loss:.6g}, accuracy={self.accuracy:.4f}, "
+                f"iteration={it}, steps={self.steps}, evaluations={self.evaluations}, "
+                f"seconds={self.seconds:.3g}, stopped={self.stopped!r}, mode={self.mode!r})")
+
+
+def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, candidates=1,
+           chains=1, seed=None, adapt=False, target_loss=None, patience=None,
+           parallel=None, threads=None, progress=False, callback=None, checkpoint=None,
+           checkpoint_every=60.0, resume=None, dtype=None):
+    """Random search over the parameters of ``model`` (an ``MLP`` or a list of the
+    notebook's ``Dense_Layer`` objects, ReLU between them and softmax at the end).
+
+    Each of ``iterations`` steps evaluates ``candidates`` candidates per chain:
+    ``strategy="perturb"`` (the book's chapter 6) adds ``scale * N(0, 1)`` noise to the
+    chain's current parameters and moves to the best candidate only if it lowers the
+    loss; ``"random"`` draws every candidate afresh as ``scale * N(0, 1)`` and keeps
+    the best ever.  Both start from the model's own parameters, so the result is
+    never worse than the model.  ``chains`` independent searches (own noise streams)
+    run side by side and the best is reported.
+
+    ``adapt=True`` adapts each chain's step by the 1/5th success rule (x2 on success,
+    x2**-1/4 on failure); a chain stops early once its loss is ``<= target_loss`` or
+    after ``patience`` steps without improvement.  ``parallel``: None picks (chains in
+    parallel when there are several, a step's candidates in parallel when they are
+    costly enough), False, "chains" or "candidates"; ``threads`` caps Numba's threads.
+    None of these change the result: it depends only on the arguments and ``seed``
+    (None draws one, reported as ``result.seed``).
+
+    Between compiled chunks of about 0.2 s: a tqdm progress bar (``progress=True``),
+    ``callback(result_so_far)`` (return True to stop), and every ``checkpoint_every``
+    seconds an atomic write of ``checkpoint`` (.npz, no pickle).  Ctrl-C returns the
+    best so far, marked ``interrupted``.  ``resume="run.npz"`` continues a checkpointed
+    run, with the same data and arguments, to the same result as an uninterrupted run.
+
+    On return the model holds the best parameters found.
+    """
+    opts = _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
+                          target_loss, patience, parallel, threads, progress, callback,
+                          checkpoint, checkpoint_every, resume)
+    net = _Network.of(model, dtype)
+    x = as_matrix(X, "X", n_cols=net.sizes[0], dtype=net.dtype, check=False)
+    labels = as_labels(y, x.shape[0], net.sizes[-1], check=False)
+    if not network_inputs_ok(x, labels, net.params, net.sizes[-1]):
+        check_finite(x, "X")
+        check_finite(net.params, "model parameters")
+        check_label_range(labels, net.sizes[-1], "y")
+    labels = np.ascontiguousarray(labels, dtype=np.int64)  # one kernel signature
+    run = _Run(net, x, labels, opts)
+    with _numba_threads(opts["threads"]):
+        run.execute()
+    result = run.result()
+    net.store(result.params)
+    return result
+
+
+def _check_options(strategy, iterations, scale, candidates, chains, seed, adapt, target_loss,
+                   patience, parallel, threads, progress, callback, checkpoint,
+                   checkpoint_every, resume):
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    iterations = as_positive_int(iterations, "iterations")
+    if iterations > 2 ** 62:
+        raise ValueError(f"iterations must be <= 2**62, got {iterations}")
+    scale = _positive_float(scale, "scale")
+    candidates = as_positive_int(candidates, "candidates")
+    chains = as_positive_int(chains, "chains")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy) % 2 ** 64
+    elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    elif not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    if not isinstance(adapt, (bool, np.bool_)):
+        raise TypeError(f"adapt must be True or False, got {adapt!r}")
+    if adapt and strategy != "perturb":
+        raise ValueError("adapt=True applies to strategy='perturb' only")
+    if target_loss is None:
+        target_loss = -math.inf
+    elif isinstance(target_loss, bool) or not isinstance(target_loss, numbers.Real):
+        raise TypeError(f"target_loss must be a number or None, got {type(target_loss).__name__}")
+    elif not math.isfinite(target_loss):
+        raise ValueError(f"target_loss must be finite, got {target_loss}")
+    patience = 0 if patience is None else as_positive_int(patience, "patience")
+    if parallel not in PARALLEL_MODES or isinstance(parallel, (int, float)) and parallel != 0:
+        raise ValueError(f"parallel must be one of {PARALLEL_MODES}, got {parallel!r}")
+    if threads is not None:
+        threads = as_positive_int(threads, "threads")
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"threads must be <= {numba.config.NUMBA_NUM_THREADS} "
+                             f"(NUMBA_NUM_THREADS), got {threads}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    checkpoint_every = _positive_float(checkpoint_every, "checkpoint_every")
+    return dict(strategy=strategy, iterations=iterations, scale=scale, candidates=candidates,
+                chains=chains, seed=int(seed), adapt=bool(adapt),
+                target_loss=float(target_loss), patience=patience, parallel=parallel,
+                threads=threads, progress=bool(progress), callback=callback,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+
+
+def _positive_float(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+class _Network:
+    """The searched model as sizes + one flat parameter vector, and how to write the
+    best parameters back (into an ``MLP``'s vector, or each layer's arrays)."""
+
+    def __init__(self, sizes, params, store):
+        self.sizes = sizes
+        self.params = params
+        self.dtype = params.dtype
+        self.store = store
+
+    @classmethod
+    def of(cls, model, dtype):
+        if isinstance(model, MLP):
+            dt = model.dtype if dtype is None else resolve_dtype(dtype)
+            params = np.ascontiguousarray(model.params, dtype=dt)
+
+            def store(best):
+                model.params = best
+            return cls(model.sizes.copy(), params, store)
+        if isinstance(model, (list, tuple)) and model:
+            return cls._of_layers(list(model), dtype)
+        raise TypeError("model must be an fastnn.MLP or a non-empty list of Dense_Layer "
+                        f"objects, got {type(model).__name__}")
+
+    @classmethod
+    def _of_layers(cls, layers, dtype):
+        weights, biases, sizes = [], [], []
+        for i, layer in enumerate(layers):
+            if not (hasattr(layer, "weights") and hasattr(layer, "biases")):
+                raise TypeError(f"model[{i}] must be a dense layer with weights and biases, "
+                                f"got {type(layer).__name__}")
+            w = as_matrix(layer.weights, f"model[{i}].weights", what="n_neurons", check=False)
+            b = np.asarray(layer.biases)
+            if b.shape not in ((1, w.shape[1]), (w.shape[1],)):
+                raise ValueError(f"model[{i}].biases must have shape (1, {w.shape[1]}), "
+                                 f"got {b.shape}")
+            if sizes and w.shape[0] != sizes[-1]:
+                raise ValueError(f"model[{i}] takes {w.shape[0]} inputs but model[{i - 1}] "
+                                 f"has {sizes[-1]} neurons")
+            if not sizes:
+                sizes.append(w.shape[0])
+            sizes.append(w.shape[1])
+            weights.append(layer.weights)
+            biases.append(b)
+        dt = (float_dtype(*[np.asarray(a).dtype for a in weights + biases])
+              if dtype is None else resolve_dtype(dtype))
+        with np.errstate(over="ignore"):
+            params = np.concatenate([
+                np.concatenate([np.asarray(w, dtype=dt).ravel(), np.asarray(b, dtype=dt).ravel()])
+                for w, b in zip(weights, biases, strict=True)])
+
+        def store(best):
+            off = 0
+            for layer, w, b in zip(layers, weights, biases, strict=True):
+                w, b = np.asarray(w), np.asarray(b)
+                w_new = best[off:off + w.size].reshape(w.shape)
+                off += w.size
+                b_new = best[off:off + b.size].reshape(b.shape)
+                off += b.size
+                layer.weights = w_new.astype(float_dtype(w.dtype))
+                layer.biases = b_new.astype(float_dtype(b.dtype))
+        return cls(np.array(sizes, dtype=np.int64), params, store)
+
+
+class _Run:
+    """One search's state (one row per chain, updated in place by the kernels) and the
+    chunk loop around the compiled kernels."""
+
+    def __init__(self, net, x, labels, opts):
+        self.net, self.x, self.labels, self.opts = net, x, labels, opts
+        r, p = opts["chains"], net.params.shape[0]
+        self.cur = np.tile(net.params, (r, 1))
+        work = make_work(net.sizes, net.dtype, max_samples=x.shape[0])
+        total, correct = network_loss(x, labels, net.params, net.sizes, work)
+        self.t_eval = _time_eval(x, labels, net, work)
+        self.loss = np.full(r, total / x.shape[0])
+        self.correct = np.full(r, correct, dtype=np.int64)
+        self.sigma = np.full(r, opts["scale"])
+        self.step = np.zeros(r, dtype=np.int64)
+        self.last = np.full(r, -1, dtype=np.int64)
+        self.status = np.zeros(r, dtype=np.int64)
+        self.status[self.loss <= opts["target_loss"]] = ks.TARGET_REACHED
+        self.evals = np.zeros(r, dtype=np.int64)
+        self.histories = [[] for _ in range(r)]  # lists of (step, loss, correct) arrays
+        self.seconds_before = 0.0
+        self.stopped = None
+        self.meta = self._meta()
+        if opts["resume"] is not None:
+            self._resume(opts["resume"])
+        self.mode = self._pick_mode(p)
+
+    # -- set-up ---------------------------------------------------------------------
+    def _meta(self):
+        o = self.opts
+        return dict(kind="fastnn.search", layer_sizes=self.net.sizes.tolist(),
+                    dtype=self.net.dtype.name, data=fingerprint(self.x, self.labels),
+                    strategy=o["strategy"], scale=o["scale"], candidates=o["candidates"],
+                    chains=o["chains"], seed=o["seed"], adapt=o["adapt"],
+                    target_loss=o["target_loss"], patience=o["patience"])
+
+    _STATE = ("cur", "loss", "correct", "sigma", "step", "last", "status", "evals")
+
+    def _resume(self, path):
+        arrays, meta = load_checkpoint(path)
+        check_compatible(path, meta, self.meta)
+        for name in self._STATE:
+            old = getattr(self, name)
+            new = arrays.get(name)
+            if new is None or new.shape != old.shape or new.dtype != old.dtype:
+                from .checkpoint import CheckpointError
+                raise CheckpointError(f"checkpoint {str(path)!r} is missing or has a malformed "
+                                      f"'{name}' array; start a new checkpoint")
+            old[...] = new
+        if self.step.max() > self.opts["iterations"]:
+            raise ValueError(f"iterations={self.opts['iterations']} is fewer than the "
+                             f"{int(self.step.max())} steps already done in {str(path)!r}")
+        chain = arrays["hist_chain"]
+        for c in range(self.cur.shape[0]):
+            sel = chain == c
+            self.histories[c].append((arrays["hist_step"][sel], arrays["hist_loss"][sel],
+                                      arrays["hist_correct"][sel]))
+        self.seconds_before = float(arrays["seconds"])
+
+    def _pick_mode(self, n_params):
+        wanted = self.opts["parallel"]
+        if wanted is False or threading.current_thread() is not threading.main_thread():
+            return "serial"  # the nogil serial kernel: safe from any Python thread
+        if wanted is not None:
+            return wanted
+        if numba.get_num_threads() < 2:
+            return "serial"
+        if self.opts["chains"] > 1:
+            return "chains"
+        k = self.opts["candidates"]
+        region = _REGION_SECONDS.get(_threading_layer(), 2e-4)
+        if k >= 2 * numba.get_num_threads() and k * self.t_eval > 20 * region:
+            return "candidates"
+        return "serial"
+
+    # -- the chunk loop ---------------------------------------------------------------
+    def execute(self):
+        o = self.opts
+        r, p, k = o["chains"], self.net.params.shape[0], o["candidates"]
+        dt = self.net.dtype
+        cap = min(_HISTORY_CAP, o["iterations"])
+        hist = (np.zeros((r, cap), np.int64), np.zeros((r, cap)), np.zeros((r, cap), np.int64),
+                np.zeros(r, np.int64))
+        if self.mode == "candidates":
+            work = make_work(self.net.sizes, dt, self.x.shape[0],
+                             count=numba.config.NUMBA_NUM_THREADS)
+            trial, best = np.zeros((k, p), dt), np.zeros(k)
+            fn = ks.candidates_parallel
+        else:
+            work = make_work(self.net.sizes, dt, self.x.shape[0], count=r)
+            trial, best = np.zeros((r, p), dt), np.zeros((r, p), dt)
+            fn = ks.chains_parallel if self.mode == "chains" else ks.chains_serial
+        args = (self.x, self.labels, self.net.sizes, np.uint64(o["seed"]),
+                o["strategy"] == "random", np.int64(k))
+        kopts = (o["adapt"], o["target_loss"], np.int64(o["patience"]), o["scale"])
+        state = (work, trial, best, self.cur, self.loss, self.correct, self.sigma, self.step,
+                 self.last, self.status, self.evals, *hist)
+        bar = _progress_bar(o, self) if o["progress"] else None
+        chunk = _FIRST_CHUNK
+        self.t0 = time.perf_counter()
+        last_save = self.t0
+        try:
+            with _sigint_as_flag() as interrupted:
+                while self._running():
+                    lo = int(self.step[self.status == ks.RUNNING].min())
+                    step_end = min(o["iterations"], lo + chunk)
+                    t = time.perf_counter()
+                    fn(*args, np.int64(step_end), kopts, *state)
+                    took = time.perf_counter() - t
+                    self._collect(hist)
+                    if took > 0:  # next chunk: about _CHUNK_SECONDS of work
+                        chunk = int(min(max(chunk * _CHUNK_SECONDS / took, 1), chunk * 64))
+                    if bar is not None:
+                        _update_bar(bar, self)
+                    if o["callback"] is not None and o["callback"](self.result()):
+                        self.stopped = "callback"
+                    if interrupted():
+                        self.stopped = "interrupted"
+                    now = time.perf_counter()
+                    if o["checkpoint"] is not None and now - last_save >= o["checkpoint_every"]:
+                        self.save(o["checkpoint"])
+                        last_save = now
+        finally:
+            self.seconds = time.perf_counter() - self.t0
+            if bar is not None:
+                bar.close()
+        if o["checkpoint"] is not None:
+            self.save(o["checkpoint"])
+
+    def _running(self):
+        if self.stopped is not None:
+            return False
+        return bool(np.any((self.status == ks.RUNNING) & (self.step < self.opts["iterations"])))
+
+    def _collect(self, hist):
+        steps, losses, correct, counts = hist
+        for c, h in enumerate(counts):
+            if h:
+                self.histories[c].append((steps[c, :h].copy(), losses[c, :h].copy(),
+                                          correct[c, :h].copy()))
+        counts[:] = 0
+
+    def _history(self, c):
+        parts = self.histories[c]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+        return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+
+    def save(self, path):
+        arrays = {name: getattr(self, name) for name in self._STATE}
+        hs = [self._history(c) for c in range(self.cur.shape[0])]
+        arrays["hist_chain"] = np.concatenate(
+            [np.full(h[0].shape[0], c, np.int64) for c, h in enumerate(hs)])
+        for i, name in enumerate(("hist_step", "hist_loss", "hist_correct")):
+            arrays[name] = np.concatenate([h[i] for h in hs])
+        arrays["seconds"] = np.float64(self.seconds_before + self._elapsed())
+        save_checkpoint(path, arrays, self.meta)
+
+    def _elapsed(self):
+        t0 = getattr(self, "t0", None)
+        return 0.0 if t0 is None else time.perf_counter() - t0
+
+    # -- the result ----------------------------------------------------------------------
+    def result(self):
+        n = self.x.shape[0]
+        best = int(np.argmin(self.loss))  # the lowest chain index wins a tie
+        histories = []
+        for c in range(self.cur.shape[0]):
+            step, loss, correct = self._history(c)
+            histories.append(History(step, loss, correct / n))
+        stopped = self.stopped
+        if stopped is None:
+            reasons = {_STOP_REASONS.get(int(s)) for s in self.status} - {None}
+            stopped = reasons.pop() if len(reasons) == 1 and np.all(self.status) else "iterations"
+        last = int(self.last[best])
+        return SearchResult(
+            loss=float(self.loss[best]), accuracy=float(self.correct[best]) / n,
+            iteration=None if last < 0 else last, history=histories[best],
+            evaluations=int(self.evals.sum()),
+            seconds=self.seconds_before + (getattr(self, "seconds", None) or self._elapsed()),
+            params=self.cur[best].copy(), interrupted=stopped == "interrupted",
+            stopped=stopped, chain=best, chain_losses=self.loss.copy(),
+            chain_histories=histories, steps=int(self.step.max()), seed=self.opts["seed"],
+            mode=self.mode)
+
+
+def _time_eval(x, labels, net, work):
+    """Seconds per loss evaluation (best of three; the kernel is already compiled)."""
+    best = math.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        network_loss(x, labels, net.params, net.sizes, work)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _threading_layer():
+    """Numba's threading layer, starting its threads if needed (None if unknown)."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # not started yet
+        try:
+            from numba.np.ufunc.parallel import _launch_threads
+            _launch_threads()
+            return numba.threading_layer()
+        except Exception:  # noqa: BLE001 - internal API: fall back to "unknown"
+            return None
+
+
+@contextlib.contextmanager
+def _numba_threads(n):
+    """Use ``n`` Numba threads in this thread for the duration (None: leave as is)."""
+    if n is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _sigint_as_flag():
+    """Turn Ctrl-C into a flag checked between chunks, so an interrupt never lands
+    halfway through updating the state (on the main thread; elsewhere a
+    KeyboardInterrupt cannot reach us anyway)."""
+    hits = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _progress_bar(opts, run):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=opts["iterations"] * opts["chains"], unit="step", dynamic_ncols=True,
+                initial=int(run.step.sum()), desc="search")
+
+
+def _update_bar(bar, run):
+    bar.n = int(run.step.sum())
+    rate = run.evals.sum() / max(run._elapsed(), 1e-9)
+    bar.set_postfix(loss=f"{run.loss.min():.6g}", evals_per_s=f"{rate:.3g}", refresh=False)
+    bar.refresh()
