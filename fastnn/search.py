@@ -343,20 +343,24 @@ class _Run:
         cap = min(_HISTORY_CAP, o["iterations"])
         hist = (np.zeros((r, cap), np.int64), np.zeros((r, cap)), np.zeros((r, cap), np.int64),
                 np.zeros(r, np.int64))
+        # parameter rows padded to whole cache lines: no two threads write one line;
+        # chains keep their current parameters in the second half of ``best``
+        row = -(-2 * p * dt.itemsize // 64) * 64 // dt.itemsize
         if self.mode == "candidates":
             work = make_work(self.net.sizes, dt, self.x.shape[0],
                              count=numba.config.NUMBA_NUM_THREADS)
-            trial, best = np.zeros((k, p), dt), np.zeros(k)
+            trial, best = np.zeros((k, row), dt), np.zeros(k)
             fn = ks.candidates_parallel
         else:
             work = make_work(self.net.sizes, dt, self.x.shape[0], count=r)
-            trial, best = np.zeros((r, p), dt), np.zeros((r, p), dt)
+            trial, best = np.zeros((r, row), dt), np.zeros((r, row), dt)
             fn = ks.chains_parallel if self.mode == "chains" else ks.chains_serial
         args = (self.x, self.labels, self.net.sizes, np.uint64(o["seed"]),
                 o["strategy"] == "random", np.int64(k))
         kopts = (o["adapt"], o["target_loss"], np.int64(o["patience"]), o["scale"])
         state = (work, trial, best, self.cur, self.loss, self.correct, self.sigma, self.step,
                  self.last, self.status, self.evals, *hist)
+        fn(*args, np.int64(0), kopts, *state)  # compile or load it: no steps, untimed
         bar = _progress_bar(o, self) if o["progress"] else None
         chunk = _FIRST_CHUNK
         self.t0 = time.perf_counter()

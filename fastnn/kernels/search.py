@@ -32,9 +32,10 @@ RUNNING, TARGET_REACHED, PATIENCE_EXHAUSTED = 0, 1, 2
 #: step-size adaptation by the 1/5th success rule (nevergrad's OnePlusOne): x2 on
 #: success, x2**-1/4 on failure, so sigma is stable at a 1/5 success rate
 ADAPT_UP, ADAPT_DOWN = 2.0, 2.0 ** -0.25
-#: adapted sigma stays within [scale * 2**-30, scale * 2**10]: no underflow to 0
-#: after long failure streaks, no overflow after lucky ones
-ADAPT_MIN, ADAPT_MAX = 2.0 ** -30, 2.0 ** 10
+#: adapted sigma stays within [scale * 2**-12, scale * 2**10]: a chain at a local
+#: optimum keeps trying steps that still change float32 parameters (a floor of
+#: 2**-30 froze chains for good), and a lucky streak cannot blow the step up
+ADAPT_MIN, ADAPT_MAX = 2.0 ** -12, 2.0 ** 10
 
 
 @numba.njit(**INLINE)
@@ -47,62 +48,83 @@ def _draw(seed, c, s, k, random, sigma, cur_c, out):
 
 
 @numba.njit(**INLINE)
-def _finish_step(c, s, h, found_loss, found_correct, found, state, opts):
-    """Accept the step's best candidate if it beats the chain; adapt; check stopping.
-    Return the new number of history entries.  ``found`` holds the candidate's params."""
-    cur, loss, correct, sigma, last, status, hist_step, hist_loss, hist_correct = state
-    adapt, target, patience, scale = opts
-    success = found_loss < loss[c]  # strict: an equal loss is not an improvement
-    if success:
-        for p in range(found.shape[0]):  # loops, not slices: under parallel=True a
-            cur[c, p] = found[p]  # slice assignment would become a parallel region
-        loss[c] = found_loss
-        correct[c] = found_correct
-        last[c] = s
-        hist_step[c, h] = s
-        hist_loss[c, h] = found_loss
-        hist_correct[c, h] = found_correct
-        h += 1
-    if adapt:
-        sig = sigma[c] * (ADAPT_UP if success else ADAPT_DOWN)
-        sigma[c] = min(max(sig, scale * ADAPT_MIN), scale * ADAPT_MAX)
-    if loss[c] <= target:
-        status[c] = TARGET_REACHED
-    elif patience > 0 and s - last[c] >= patience:
-        status[c] = PATIENCE_EXHAUSTED
-    return h
+def _adapted(sigma, success, adapt, scale):
+    """The chain's next noise scale: unchanged, or by the 1/5th success rule."""
+    if not adapt:
+        return sigma
+    sigma = sigma * (ADAPT_UP if success else ADAPT_DOWN)
+    return min(max(sigma, scale * ADAPT_MIN), scale * ADAPT_MAX)
+
+
+@numba.njit(**INLINE)
+def _stop_status(loss, s, last, target, patience):
+    """RUNNING, or why the chain stops after step s (its last improvement at ``last``)."""
+    if loss <= target:
+        return TARGET_REACHED
+    if patience > 0 and s - last >= patience:
+        return PATIENCE_EXHAUSTED
+    return RUNNING
+
+
+@numba.njit(**INLINE)
+def _copy(src, dst):
+    for p in range(src.shape[0]):  # a loop, not a slice: under parallel=True a slice
+        dst[p] = src[p]  # assignment would become a parallel region of its own
 
 
 def _chains(x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial, best,
             cur, loss, correct, sigma, step, last, status, evals,
             hist_step, hist_loss, hist_correct, hist_n):
     """Run every chain from ``step[c]`` to ``step_end`` (or until it stops or its
-    history buffer fills); chains in ``prange``, candidates serially within a step."""
+    history buffer fills); chains in ``prange``, candidates serially within a step.
+
+    Everything a step touches is private to its chain: scalars in locals and the
+    parameter vectors in ``trial[c]``/``best[c]``, rows padded to 64 bytes by the
+    caller; the shared state arrays are written once per chunk.  (Neighbouring chains'
+    entries share cache lines: updating them every step made two threads barely
+    faster than one.)"""
     n = x.shape[0]
-    state = (cur, loss, correct, sigma, last, status, hist_step, hist_loss, hist_correct)
+    n_params = cur.shape[1]
+    adapt, target, patience, scale = opts
+    cap = hist_step.shape[1]
     for c in prange(cur.shape[0]):
-        # views made once per chain, not per step (each one costs reference counting)
-        cur_c, trial_c, best_c, work_c = cur[c], trial[c], best[c], work[c]
-        s = step[c]
+        work_c = work[c]
+        cur_c = best[c, n_params:2 * n_params]
+        trial_c = trial[c, :n_params]
+        best_c = best[c, :n_params]
+        _copy(cur[c], cur_c)
+        loss_c, correct_c, sigma_c = loss[c], correct[c], sigma[c]
+        last_c, status_c = last[c], status[c]
+        s0 = step[c]
+        s = s0
         h = 0
-        cap = hist_step.shape[1]
-        while s < step_end and status[c] == RUNNING and h < cap:
+        while s < step_end and status_c == RUNNING and h < cap:
             best_loss = np.inf
             for k in range(n_cand):
-                _draw(seed, c, s, k, random, sigma[c], cur_c, trial_c)
+                _draw(seed, c, s, k, random, sigma_c, cur_c, trial_c)
                 cand_loss = network_loss_total(x, labels, trial_c, sizes, work_c) / n
                 if cand_loss < best_loss:  # strict: the lowest index wins a tie
                     best_loss = cand_loss
                     if n_cand > 1:
-                        for p in range(trial_c.shape[0]):
-                            best_c[p] = trial_c[p]
-            found = trial_c if n_cand == 1 else best_c
-            n_correct = 0
-            if best_loss < loss[c]:  # accuracy only for accepted candidates
-                n_correct = network_loss(x, labels, found, sizes, work_c)[1]
-            h = _finish_step(c, s, h, best_loss, n_correct, found, state, opts)
-            evals[c] += n_cand
+                        _copy(trial_c, best_c)
+            success = best_loss < loss_c  # strict: an equal loss is no improvement
+            if success:
+                found = trial_c if n_cand == 1 else best_c
+                correct_c = network_loss(x, labels, found, sizes, work_c)[1]
+                loss_c = best_loss
+                last_c = s
+                _copy(found, cur_c)
+                hist_step[c, h] = s
+                hist_loss[c, h] = loss_c
+                hist_correct[c, h] = correct_c
+                h += 1
+            sigma_c = _adapted(sigma_c, success, adapt, scale)
+            status_c = _stop_status(loss_c, s, last_c, target, patience)
             s += 1
+        _copy(cur_c, cur[c])
+        loss[c], correct[c], sigma[c], last[c], status[c] = (loss_c, correct_c, sigma_c,
+                                                             last_c, status_c)
+        evals[c] += (s - s0) * n_cand
         step[c] = s
         hist_n[c] = h
 
@@ -114,27 +136,43 @@ def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, tr
     ``prange`` (one work array per thread, one parameter row per candidate), reduced
     serially so the lowest index wins ties.  ``best`` holds per-candidate losses."""
     n = x.shape[0]
-    state = (cur, loss, correct, sigma, last, status, hist_step, hist_loss, hist_correct)
+    n_params = cur.shape[1]
+    adapt, target, patience, scale = opts
+    cap = hist_step.shape[1]
     for c in range(cur.shape[0]):
-        s = step[c]
+        cur_c = cur[c]
+        loss_c, correct_c, sigma_c = loss[c], correct[c], sigma[c]
+        last_c, status_c = last[c], status[c]
+        s0 = step[c]
+        s = s0
         h = 0
-        cap = hist_step.shape[1]
-        while s < step_end and status[c] == RUNNING and h < cap:
-            sig = sigma[c]
+        while s < step_end and status_c == RUNNING and h < cap:
             for k in prange(n_cand):
-                _draw(seed, c, s, k, random, sig, cur[c], trial[k])
-                best[k] = network_loss_total(x, labels, trial[k], sizes,
+                trial_k = trial[k, :n_params]
+                _draw(seed, c, s, k, random, sigma_c, cur_c, trial_k)
+                best[k] = network_loss_total(x, labels, trial_k, sizes,
                                              work[numba.get_thread_id()]) / n
             kb = 0
             for k in range(1, n_cand):
                 if best[k] < best[kb]:
                     kb = k
-            n_correct = 0
-            if best[kb] < loss[c]:
-                n_correct = network_loss(x, labels, trial[kb], sizes, work[0])[1]
-            h = _finish_step(c, s, h, best[kb], n_correct, trial[kb], state, opts)
-            evals[c] += n_cand
+            success = best[kb] < loss_c
+            if success:
+                found = trial[kb, :n_params]
+                correct_c = network_loss(x, labels, found, sizes, work[0])[1]
+                loss_c = best[kb]
+                last_c = s
+                _copy(found, cur_c)
+                hist_step[c, h] = s
+                hist_loss[c, h] = loss_c
+                hist_correct[c, h] = correct_c
+                h += 1
+            sigma_c = _adapted(sigma_c, success, adapt, scale)
+            status_c = _stop_status(loss_c, s, last_c, target, patience)
             s += 1
+        loss[c], correct[c], sigma[c], last[c], status[c] = (loss_c, correct_c, sigma_c,
+                                                             last_c, status_c)
+        evals[c] += (s - s0) * n_cand
         step[c] = s
         hist_n[c] = h
 
