@@ -10,9 +10,11 @@ only on the arguments and the seed, never on threads, chunking or timing.
 import contextlib
 import math
 import numbers
+import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -135,10 +137,16 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
         check_label_range(labels, net.sizes[-1], "y")
     labels = np.ascontiguousarray(labels, dtype=np.int64)  # one kernel signature
     run = _Run(net, x, labels, opts)
-    with _numba_threads(opts["threads"]):
-        run.execute()
+    try:
+        with _numba_threads(opts["threads"]):
+            run.execute()
+    except BaseException:
+        net.store(run.result().params)  # a failing callback, say: keep the best so far
+        raise
     result = run.result()
     net.store(result.params)
+    if opts["checkpoint"] is not None:  # after the model holds the result: nothing lost
+        run.save(opts["checkpoint"])
     return result
 
 
@@ -170,7 +178,12 @@ def _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
     elif not math.isfinite(target_loss):
         raise ValueError(f"target_loss must be finite, got {target_loss}")
     patience = 0 if patience is None else as_positive_int(patience, "patience")
-    if parallel not in PARALLEL_MODES or isinstance(parallel, (int, float)) and parallel != 0:
+    if isinstance(parallel, str) or parallel is None:
+        if parallel not in PARALLEL_MODES:
+            raise ValueError(f"parallel must be one of {PARALLEL_MODES}, got {parallel!r}")
+    elif isinstance(parallel, (bool, np.bool_, numbers.Real)) and parallel == 0:
+        parallel = False
+    else:
         raise ValueError(f"parallel must be one of {PARALLEL_MODES}, got {parallel!r}")
     if threads is not None:
         threads = as_positive_int(threads, "threads")
@@ -180,11 +193,31 @@ def _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     checkpoint_every = _positive_float(checkpoint_every, "checkpoint_every")
+    checkpoint = _writable_path(checkpoint, "checkpoint")
+    if resume is not None and not isinstance(resume, (str, os.PathLike)):
+        raise TypeError(f"resume must be a path (str or os.PathLike) or None, "
+                        f"got {type(resume).__name__}")
     return dict(strategy=strategy, iterations=iterations, scale=scale, candidates=candidates,
                 chains=chains, seed=int(seed), adapt=bool(adapt),
                 target_loss=float(target_loss), patience=patience, parallel=parallel,
                 threads=threads, progress=bool(progress), callback=callback,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+
+
+def _writable_path(path, name):
+    """``path`` if a file can be created there (checked before the search runs, not
+    after it, when the result would be lost), else a TypeError/ValueError naming it."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike) or None, "
+                        f"got {type(path).__name__}")
+    folder = os.path.dirname(os.path.abspath(os.fspath(path))) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: directory {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: directory {folder!r} is not writable")
+    return path
 
 
 def _positive_float(value, name):
@@ -384,14 +417,12 @@ class _Run:
                         self.stopped = "interrupted"
                     now = time.perf_counter()
                     if o["checkpoint"] is not None and now - last_save >= o["checkpoint_every"]:
-                        self.save(o["checkpoint"])
+                        self._save_or_warn(o["checkpoint"])
                         last_save = now
         finally:
             self.seconds = time.perf_counter() - self.t0
             if bar is not None:
                 bar.close()
-        if o["checkpoint"] is not None:
-            self.save(o["checkpoint"])
 
     def _running(self):
         if self.stopped is not None:
@@ -422,6 +453,15 @@ class _Run:
         arrays["seconds"] = np.float64(self.seconds_before + self._elapsed())
         save_checkpoint(path, arrays, self.meta)
 
+    def _save_or_warn(self, path):
+        """A periodic checkpoint; if it cannot be written (disk full...), warn and go
+        on: the previous checkpoint is intact and the search is not thrown away."""
+        try:
+            self.save(path)
+        except OSError as exc:
+            warnings.warn(f"fastnn.search: could not write checkpoint {str(path)!r}: {exc}",
+                          RuntimeWarning, stacklevel=4)
+
     def _elapsed(self):
         t0 = getattr(self, "t0", None)
         return 0.0 if t0 is None else time.perf_counter() - t0
@@ -435,9 +475,8 @@ class _Run:
             step, loss, correct = self._history(c)
             histories.append(History(step, loss, correct / n))
         stopped = self.stopped
-        if stopped is None:
-            reasons = {_STOP_REASONS.get(int(s)) for s in self.status} - {None}
-            stopped = reasons.pop() if len(reasons) == 1 and np.all(self.status) else "iterations"
+        if stopped is None:  # why the best chain stopped (all ran to the end otherwise)
+            stopped = _STOP_REASONS.get(int(self.status[best]), "iterations")
         last = int(self.last[best])
         return SearchResult(
             loss=float(self.loss[best]), accuracy=float(self.correct[best]) / n,

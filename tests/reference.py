@@ -321,3 +321,81 @@ def correct_count_window(logits, y, bound):
     surely = ~ambiguous & (np.argmax(logits, axis=1) == labels)
     maybe = ok[rows, labels]
     return int(surely.sum()), int(maybe.sum())
+
+
+# --- Random search (``fastnn.search``) ---------------------------------------------------
+
+#: The 1/5th success rule: sigma x2 on an improving step, x2**-1/4 otherwise, kept
+#: within [scale * 2**-12, scale * 2**10] (the bounds fastnn documents).
+SEARCH_ADAPT_UP, SEARCH_ADAPT_DOWN = 2.0, 2.0 ** -0.25
+SEARCH_ADAPT_MIN, SEARCH_ADAPT_MAX = 2.0 ** -12, 2.0 ** 10
+
+
+def random_search(sizes, params, X, y, noise, *, strategy="perturb", iterations, scale,
+                  candidates=1, chains=1, adapt=False, target_loss=None, patience=None):
+    """The book's random search, step by step and chain after chain, losses in float64.
+
+    ``params``: the flat starting parameters (their dtype is the search's dtype).
+    ``noise(chain, step, candidate, size, sigma, dtype)``: that candidate's noise, an
+    array of ``dtype`` (``fastnn.gaussian_noise`` with the seed bound: this module stays
+    plain NumPy).  At step i of chain c, candidate k is ``cur + noise(c, i, k, ...)``
+    ("perturb", added in the parameters' dtype) or the noise alone ("random"); the
+    step's best candidate (the lowest k wins a tie) replaces ``cur`` only if its loss is
+    strictly lower.  ``adapt`` multiplies sigma by ``SEARCH_ADAPT_UP`` after an
+    improving step and ``SEARCH_ADAPT_DOWN`` otherwise (clamped).  A chain stops once
+    its loss is ``<= target_loss`` or after ``patience`` steps without improvement.
+
+    Returns one dict per chain: ``params``, ``loss``, ``accuracy``, ``sigma``, ``steps``
+    (done), ``last`` (step of the last improvement, -1: none), ``stopped``
+    (None, "target_loss" or "patience"), ``evaluations``, ``history`` ((steps, losses,
+    accuracies) arrays of the improvements) and ``decisions``: every pair of losses a
+    decision compared, shape (m, 2), so a caller can see whether a rounding error of its
+    own size could have flipped one (best vs current loss each step; best vs second best
+    when the best was taken; loss vs target_loss)."""
+    sizes = [int(s) for s in sizes]
+    start = np.array(params, copy=True)
+    dt = start.dtype
+    random = {"perturb": False, "random": True}[strategy]
+    target = -np.inf if target_loss is None else float(target_loss)
+    loss0, acc0 = mlp_loss(sizes, start, X, y)
+    out = []
+    for c in range(chains):
+        cur, loss, acc, sigma = start.copy(), loss0, acc0, float(scale)
+        last, stopped = -1, ("target_loss" if loss <= target else None)
+        hist, decisions = [], []
+        if target_loss is not None:
+            decisions.append((loss, target))
+        s = 0
+        while s < iterations and stopped is None:
+            trials = []
+            for k in range(candidates):
+                z = noise(c, s, k, start.size, sigma, dt)
+                assert z.dtype == dt and z.shape == start.shape
+                trials.append(z if random else z + cur)  # rounded in the model dtype
+            losses = [mlp_loss(sizes, t, X, y) for t in trials]
+            kb = min(range(candidates), key=lambda k: (losses[k][0], k))
+            decisions.append((losses[kb][0], loss))
+            success = losses[kb][0] < loss
+            if success:
+                rest = sorted(lo for k, (lo, _) in enumerate(losses) if k != kb)
+                if rest:
+                    decisions.append((losses[kb][0], rest[0]))
+                cur, (loss, acc), last = trials[kb], losses[kb], s
+                hist.append((s, loss, acc))
+            if adapt:
+                sigma *= SEARCH_ADAPT_UP if success else SEARCH_ADAPT_DOWN
+                sigma = min(max(sigma, scale * SEARCH_ADAPT_MIN), scale * SEARCH_ADAPT_MAX)
+            if target_loss is not None:
+                decisions.append((loss, target))
+            if loss <= target:
+                stopped = "target_loss"
+            elif patience is not None and s - last >= patience:
+                stopped = "patience"
+            s += 1
+        h = np.array(hist, dtype=np.float64).reshape(-1, 3)
+        out.append(dict(
+            params=cur, loss=loss, accuracy=acc, sigma=sigma, steps=s, last=last,
+            stopped=stopped, evaluations=s * candidates,
+            history=(h[:, 0].astype(np.int64), h[:, 1], h[:, 2]),
+            decisions=np.array(decisions, dtype=np.float64).reshape(-1, 2)))
+    return out
