@@ -78,6 +78,21 @@ def _chains(x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
     """Run every chain from ``step[c]`` to ``step_end`` (or until it stops or its
     history buffer fills); chains in ``prange``, candidates serially within a step.
 
+    One chain's steps are their own compiled function, called here: written inline in
+    this loop they ran 1.3x slower in the serial build than in the parallel one (where
+    Numba outlines the loop body anyway; measured on the book's workload)."""
+    for c in prange(cur.shape[0]):
+        _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
+                     best, cur, loss, correct, sigma, step, last, status, evals,
+                     hist_step, hist_loss, hist_correct, hist_n)
+
+
+@kernel
+def _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
+                 best, cur, loss, correct, sigma, step, last, status, evals,
+                 hist_step, hist_loss, hist_correct, hist_n):
+    """Chain c's steps of one chunk.
+
     Everything a step touches is private to its chain: scalars in locals and the
     parameter vectors in ``trial[c]``/``best[c]``, rows padded to 64 bytes by the
     caller; the shared state arrays are written once per chunk.  (Neighbouring chains'
@@ -87,46 +102,47 @@ def _chains(x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
     n_params = cur.shape[1]
     adapt, target, patience, scale = opts
     cap = hist_step.shape[1]
-    for c in prange(cur.shape[0]):
-        work_c = work[c]
-        cur_c = best[c, n_params:2 * n_params]
-        trial_c = trial[c, :n_params]
-        best_c = best[c, :n_params]
-        _copy(cur[c], cur_c)
-        loss_c, correct_c, sigma_c = loss[c], correct[c], sigma[c]
-        last_c, status_c = last[c], status[c]
-        s0 = step[c]
-        s = s0
-        h = 0
-        while s < step_end and status_c == RUNNING and h < cap:
-            best_loss = np.inf
-            for k in range(n_cand):
-                _draw(seed, c, s, k, random, sigma_c, cur_c, trial_c)
-                cand_loss = network_loss_total(x, labels, trial_c, sizes, work_c) / n
-                if cand_loss < best_loss:  # strict: the lowest index wins a tie
-                    best_loss = cand_loss
-                    if n_cand > 1:
-                        _copy(trial_c, best_c)
-            success = best_loss < loss_c  # strict: an equal loss is no improvement
-            if success:
-                found = trial_c if n_cand == 1 else best_c
-                correct_c = network_loss(x, labels, found, sizes, work_c)[1]
-                loss_c = best_loss
-                last_c = s
-                _copy(found, cur_c)
-                hist_step[c, h] = s
-                hist_loss[c, h] = loss_c
-                hist_correct[c, h] = correct_c
-                h += 1
-            sigma_c = _adapted(sigma_c, success, adapt, scale)
-            status_c = _stop_status(loss_c, s, last_c, target, patience)
-            s += 1
-        _copy(cur_c, cur[c])
-        loss[c], correct[c], sigma[c], last[c], status[c] = (loss_c, correct_c, sigma_c,
-                                                             last_c, status_c)
-        evals[c] += (s - s0) * n_cand
-        step[c] = s
-        hist_n[c] = h
+    work_c = work[c]
+    cur_c = best[c, n_params:2 * n_params]
+    trial_c = trial[c, :n_params]
+    best_c = best[c, :n_params]
+    _copy(cur[c], cur_c)
+    loss_c, correct_c, sigma_c = loss[c], correct[c], sigma[c]
+    last_c, status_c = last[c], status[c]
+    s0 = step[c]
+    s = s0
+    h = 0
+    while s < step_end and status_c == RUNNING and h < cap:
+        best_loss = np.inf
+        for k in range(n_cand):
+            _draw(seed, c, s, k, random, sigma_c, cur_c, trial_c)
+            # the samples stay in work_c from the chunk's first evaluation on
+            cand_loss = network_loss_total(x, labels, trial_c, sizes, work_c,
+                                           s == s0 and k == 0) / n
+            if cand_loss < best_loss:  # strict: the lowest index wins a tie
+                best_loss = cand_loss
+                if n_cand > 1:
+                    _copy(trial_c, best_c)
+        success = best_loss < loss_c  # strict: an equal loss is no improvement
+        if success:
+            found = trial_c if n_cand == 1 else best_c
+            correct_c = network_loss(x, labels, found, sizes, work_c)[1]
+            loss_c = best_loss
+            last_c = s
+            _copy(found, cur_c)
+            hist_step[c, h] = s
+            hist_loss[c, h] = loss_c
+            hist_correct[c, h] = correct_c
+            h += 1
+        sigma_c = _adapted(sigma_c, success, adapt, scale)
+        status_c = _stop_status(loss_c, s, last_c, target, patience)
+        s += 1
+    _copy(cur_c, cur[c])
+    loss[c], correct[c], sigma[c], last[c], status[c] = (loss_c, correct_c, sigma_c,
+                                                         last_c, status_c)
+    evals[c] += (s - s0) * n_cand
+    step[c] = s
+    hist_n[c] = h
 
 
 def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial, best,
@@ -151,7 +167,7 @@ def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, tr
                 trial_k = trial[k, :n_params]
                 _draw(seed, c, s, k, random, sigma_c, cur_c, trial_k)
                 best[k] = network_loss_total(x, labels, trial_k, sizes,
-                                             work[numba.get_thread_id()]) / n
+                                             work[numba.get_thread_id()], True) / n
             kb = 0
             for k in range(1, n_cand):
                 if best[k] < best[kb]:
