@@ -42,6 +42,10 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_sep("-", "fastnn speed-up (median of the fastest baseline / "
                                         "median of fastnn)")
         terminalreporter.write_line(report.markdown(benchmarks))
+        more = report.extras(benchmarks)  # search throughput, Numba threading layer
+        if more:
+            terminalreporter.write_line("")
+            terminalreporter.write_line(more)
 
 
 def pytest_report_header(config):
