@@ -30,7 +30,7 @@ def dense_forward(x, params, sizes, work, dot_like, bias, out):
     to_out = out.dtype.type
     for s0 in range(0, n, block):
         nb = min(block, n - s0)
-        z = _forward_block(x, s0, nb, params, sizes, work, True)
+        z = _forward_block(x, s0, nb, params, sizes, work, nb > 0)  # True, not a literal
         for s in range(nb):
             for j in range(h):
                 out[s0 + s, j] = to_out(to_dot(work[z + j, s])) + bias[j]

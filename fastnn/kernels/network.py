@@ -268,13 +268,12 @@ def _forward_block(x, s0, nb, params, sizes, work, load):
     if n_layers == 2 and d <= 4 and sizes[2] <= 4:
         hid = sizes[1]
         c = sizes[2]
+        # two builds of the sweep, not four: each costs seconds of compile time, and
+        # 2 inputs with up to 3 classes (nnfs's data sets) is the case that matters
+        narrow = d <= 2 and c <= 3
         for j in range(0, hid, 4):
-            if d <= 2 and c <= 3:
+            if narrow:
                 _pair_sweep(work, buf_a, nb, params, d, hid, c, j, j == 0, False, False)
-            elif d <= 2:
-                _pair_sweep(work, buf_a, nb, params, d, hid, c, j, j == 0, False, True)
-            elif c <= 3:
-                _pair_sweep(work, buf_a, nb, params, d, hid, c, j, j == 0, True, False)
             else:
                 _pair_sweep(work, buf_a, nb, params, d, hid, c, j, j == 0, True, True)
         return buf_a
@@ -343,8 +342,10 @@ def _loss(x, labels, params, sizes, work, accuracy, load):
     wrong = 0
     for s0 in range(0, n, block):
         nb = min(block, n - s0)
-        # skipping the load is only right when one block holds every sample
-        z = _forward_block(x, s0, nb, params, sizes, work, load or n > block)
+        # skipping the load is only right when one block holds every sample; `|`, not
+        # `or`: a constant True would be typed Literal[bool] and compile _forward_block a
+        # second time (17 s)
+        z = _forward_block(x, s0, nb, params, sizes, work, load | (n > block))
         block_total, block_wrong = _block_loss(work, z, labels[s0:s0 + nb], nb, sizes,
                                                accuracy)
         total += block_total
@@ -535,7 +536,7 @@ def network_forward(x, params, sizes, work, out):
     one = work.dtype.type(1)
     for s0 in range(0, n, block):
         nb = min(block, n - s0)
-        z = _forward_block(x, s0, nb, params, sizes, work, True)
+        z = _forward_block(x, s0, nb, params, sizes, work, nb > 0)  # True, not a literal
         for s in range(nb):
             work[m_row, s] = work[z, s]
             work[t_row, s] = 0
@@ -561,7 +562,7 @@ def network_predict(x, params, sizes, work, out):
     n_classes = sizes[sizes.shape[0] - 1]
     for s0 in range(0, n, block):
         nb = min(block, n - s0)
-        z = _forward_block(x, s0, nb, params, sizes, work, True)
+        z = _forward_block(x, s0, nb, params, sizes, work, nb > 0)  # True, not a literal
         for s in range(nb):
             best = work[z, s]
             arg = 0
