@@ -31,8 +31,9 @@ def dense_forward(x, params, sizes, work, dot_like, bias, out):
     for s0 in range(0, n, block):
         nb = min(block, n - s0)
         z = _forward_block(x, s0, nb, params, sizes, work, nb > 0)  # True, not a literal
-        for s in range(nb):
-            for j in range(h):
+        for j in range(h):  # samples innermost: each work row read straight through
+            # (units innermost read 64 rows 4096 bytes apart: one L1 set, 10x slower)
+            for s in range(nb):
                 out[s0 + s, j] = to_out(to_dot(work[z + j, s])) + bias[j]
 
 
