@@ -318,7 +318,9 @@ class _Run:
         self.histories = [[] for _ in range(r)]  # lists of (step, loss, correct) arrays
         self.seconds_before = 0.0
         self.stopped = None
-        self.meta = self._meta()
+        # the data's fingerprint (a hash of all of X) only when a checkpoint needs it
+        wants_meta = opts["checkpoint"] is not None or opts["resume"] is not None
+        self.meta = self._meta() if wants_meta else None
         if opts["resume"] is not None:
             self._resume(opts["resume"])
         self.mode = self._pick_mode(p)
