@@ -15,9 +15,16 @@
   depend on vector width).
 * ``nogil=True``: kernels release the GIL so several Python threads can compute at once;
   every kernel writes only to buffers its caller owns.
+* No ``inline="always"``: Numba inlines such helpers by deep-copying their IR into every
+  call site and re-running its passes, which took two thirds of a 45 s cold compile.
+  Helpers are ordinary ``@njit`` functions (``HELPER``) that LLVM inlines where it pays,
+  and each shape family gets its own kernels, built on first use (``specialise``).
+* Vector width: ``VECTOR_WIDTH`` (see ``fastnn/kernels/target.py``) is baked into every
+  kernel through a per-function LLVM attribute and is part of each cache entry's key.
 """
 
 import hashlib
+import os
 import pathlib
 import types
 import warnings
@@ -69,38 +76,157 @@ def _sources_digest():
 _SOURCES_DIGEST = _sources_digest()
 
 
-def kernel(fn, **options):
-    """``numba.njit(**JIT, **options)``, with a disk cache that goes stale when *any* kernel source
-    changes, not only the file defining ``fn``.
+#: Options for helpers called from kernels: compiled (uncached) only when a kernel that
+#: calls them is compiled (a kernel loaded from the disk cache carries their code), and
+#: without the wrappers that make a function callable from Python (argument unboxing
+#: for every array is a sizeable share of a small function's compile).  Pass them no
+#: literal constants: each distinct constant argument (``f(a, 0)``, ``f(a, 1)``) compiles
+#: another specialisation; write ``np.int64(0)`` or a variable.
+HELPER = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+del HELPER["cache"]
 
-    Numba stamps a cache entry with its own file only, yet our kernels inline helpers
-    from other modules (``kernels/fastmath.py``, this file): editing one of those would
-    leave old machine code in the cache.  We extend the stamp with a digest of all kernel
-    sources (``tests/test_cache.py::test_editing_an_inlined_helper_invalidates_the_cache``).
-    This touches Numba internals, guarded: if they change, Numba's own stamp still
-    applies."""
+#: every kernel dispatcher made by ``kernel``/``specialise``, by qualified name (for
+#: ``fastnn.warmup`` and the cache tests)
+KERNELS = {}
+
+
+def kernel(fn, **options):
+    """``numba.njit(**JIT, **options)``, with a disk cache that goes stale when *any* kernel
+    source changes, not only the file defining ``fn``, and whose entries are keyed on the
+    vector width too.
+
+    Numba stamps a cache entry with its own file only, yet our kernels call helpers from
+    other modules (``kernels/fastmath.py``, this file) whose code is linked into theirs:
+    editing one of those would leave old machine code in the cache.  We extend the stamp
+    with a digest of all kernel sources
+    (``tests/test_cache.py::test_editing_an_inlined_helper_invalidates_the_cache``) and the
+    index key with ``VECTOR_WIDTH``, so code built for one width is never loaded under
+    another (an override, or a CPU whose rule differs) and both can share one cache.
+    This touches Numba internals, guarded: if they change, Numba's own stamp applies."""
     if options:
-        fn = _renamed(fn, options)
+        fn = _renamed(fn, _options_suffix(options))
     dispatcher = numba.njit(**dict(JIT, **options))(fn)
-    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    cache = getattr(dispatcher, "_cache", None)
+    cache_file = getattr(cache, "_cache_file", None)
     if cache_file is not None and hasattr(cache_file, "_source_stamp"):
         cache_file._source_stamp = (cache_file._source_stamp, _SOURCES_DIGEST)
+    if cache is not None and hasattr(cache, "_index_key"):
+        numba_key = cache._index_key
+
+        def index_key(sig, codegen):
+            return (*numba_key(sig, codegen), ("fastnn-vector-width", VECTOR_WIDTH))
+
+        cache._index_key = index_key
+    KERNELS[fn.__qualname__] = dispatcher
     return dispatcher
 
 
-def _renamed(fn, options):
-    """A copy of ``fn`` whose qualified name records ``options``: Numba names cache files
-    after the function and keys entries by signature only, so a ``parallel=True`` build
-    of a function would otherwise load (or overwrite) the serial build's machine code."""
-    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+def specialise(fn, suffix, callees, **options):
+    """The kernel ``kernel(fn, **options)`` with some of the globals ``fn`` calls replaced
+    (``callees``, a dict): one source, one compiled variant per shape family, each
+    compiled only when a shape of its family is first used (one kernel holding every
+    family took 10-20 s to compile).  ``suffix`` names the variant: Numba names cache
+    files after the function, so variants must not share a name.  Made once per
+    process: later calls return the same dispatcher."""
+    name = f"{fn.__qualname__}__{suffix}"
+    if options:
+        name = f"{name}__{_options_suffix(options)}"
+    if name not in KERNELS:
+        kernel(_renamed(fn, suffix, callees), **options)
+    return KERNELS[name]
+
+
+def _options_suffix(options):
+    return "_".join(f"{key}_{value}" for key, value in sorted(options.items()))
+
+
+def _renamed(fn, suffix, callees=None):
+    """A copy of ``fn`` whose qualified name ends in ``suffix``, optionally reading some
+    globals from ``callees`` first.  Numba names cache files after the function and keys
+    entries by signature only, so a ``parallel=True`` build (or a variant) of a function
+    would otherwise load (or overwrite) another build's machine code."""
+    glob = fn.__globals__ if not callees else {**fn.__globals__, **callees}
+    clone = types.FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__,
                                fn.__closure__)
-    suffix = "_".join(f"{key}_{value}" for key, value in sorted(options.items()))
     clone.__qualname__ = f"{fn.__qualname__}__{suffix}"
     clone.__doc__ = fn.__doc__
+    clone.__module__ = fn.__module__
     return clone
 
 
-#: Options for small helpers that must be inlined into every caller, so a fresh
-#: compile and a cache load run the same machine code.
-INLINE = dict(JIT, inline="always")
-del INLINE["cache"]
+def _vector_width():
+    """The vector width (bits) fastnn's kernels prefer: ``FASTNN_VECTOR_WIDTH`` if set
+    (128, 256, 512; ``llvm``: no preference, LLVM's tuning decides; ``auto``), else the
+    rule of ``_auto_vector_width``."""
+    raw = os.environ.get("FASTNN_VECTOR_WIDTH", "auto").strip().lower()
+    if raw in ("", "auto"):
+        return _auto_vector_width(target_features())
+    if raw == "llvm":
+        return None
+    if raw not in ("128", "256", "512"):
+        warnings.warn(f"fastnn: FASTNN_VECTOR_WIDTH must be 128, 256, 512, llvm or auto, "
+                      f"got {raw!r}; using auto", RuntimeWarning, stacklevel=2)
+        return _auto_vector_width(target_features())
+    return int(raw)
+
+
+def target_features():
+    """The CPU features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the
+    host's as LLVM detects them (a set of names such as ``"avx512f"``)."""
+    raw = numba.config.CPU_FEATURES
+    if not raw:
+        from llvmlite import binding as ll
+        raw = ll.get_host_cpu_features().flatten()
+    return {f[1:] for f in raw.split(",") if f.startswith("+")}
+
+
+#: AVX-512 foundation plus the subsets LLVM needs to use 512-bit registers for
+#: fastnn's float32/float64 loops (x86-64-v4)
+_AVX512 = {"avx512f", "avx512vl", "avx512bw", "avx512dq"}
+
+
+def _auto_vector_width(features):
+    """512 when the CPU has AVX-512 (x86-64-v4), else None (LLVM's own choice).
+
+    Why: LLVM's tuning for many AVX-512 CPUs (Intel client and server parts since
+    Skylake-X, ``prefer-256-bit``) keeps loops at 256 bits to avoid clock throttling in
+    mixed code; fastnn's kernels are long, uniform FMA/exp sweeps over samples where
+    512-bit vectors won 1.43x on an Intel ``rocketlake`` and measure no worse on AMD Zen 4/5
+    (``bench/``, README).  Without AVX-512 there is nothing wider than LLVM's pick (256 bits
+    with AVX2), so no attribute is set.  A rule on features, not CPU names."""
+    if _AVX512 <= features:
+        return 512
+    return None
+
+
+VECTOR_WIDTH = _vector_width()
+
+
+def target_info():
+    """What fastnn compiles for, for reports and bug reports: the CPU's model name, the
+    CPU LLVM targets, its vector features and the vector width fastnn's kernels prefer
+    (None: no preference, LLVM's own tuning decides) and where that width came from."""
+    import platform
+
+    from llvmlite import binding as ll
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    features = target_features()
+    vector = sorted(f for f in features if f.startswith(("sse", "avx", "fma", "amx")))
+    override = os.environ.get("FASTNN_VECTOR_WIDTH", "auto").strip().lower()
+    return {
+        "cpu": model,
+        "llvm_cpu": numba.config.CPU_NAME or ll.get_host_cpu_name(),
+        "vector_features": vector,
+        "vector_width": VECTOR_WIDTH,
+        "vector_width_source": ("auto" if override in ("", "auto")
+                                else "FASTNN_VECTOR_WIDTH"),
+    }

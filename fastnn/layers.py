@@ -20,7 +20,6 @@ from ._validation import (
     float_dtype,
 )
 from .kernels import layers as k
-from .network import make_work
 
 
 class Dense_Layer:
@@ -42,12 +41,8 @@ class Dense_Layer:
         out_dtype = float_dtype(dot_dtype, b.dtype)  # from x's own dtype
         x = as_matrix(x, "inputs", n_cols=n_in, what="n_inputs")
         out = np.empty((x.shape[0], n_out), dtype=out_dtype)
-        params = np.zeros(n_in * n_out + n_out)
-        params[:n_in * n_out] = w.ravel()
-        sizes = np.array([n_in, n_out], dtype=np.int64)
-        work = make_work(sizes, np.float64, max_samples=x.shape[0])
-        k.dense_forward(x, params, sizes, work, np.empty(0, dot_dtype),
-                        b.astype(out_dtype, copy=False), out)
+        k.dense_forward(x, w.astype(np.float64, copy=False), b.astype(out_dtype, copy=False),
+                        np.empty(0, dot_dtype), np.empty(n_out), out)
         self.output = out
 
     def __repr__(self):

@@ -126,6 +126,11 @@ class MLP:
                 raise ValueError(f"seed must be >= 0, got {seed}")
         self.dtype = resolve_dtype(dtype)
         self.sizes = np.array(sizes, dtype=np.int64)
+        # this shape's kernels (made on first use of the family; compiled on first call)
+        self._loss_kernel = k.loss_kernel(k.loss_family(sizes))
+        family = k.forward_family(sizes)
+        self._forward_kernel = k.forward_kernel(family)
+        self._predict_kernel = k.predict_kernel(family)
         self._n_in, self._n_out = sizes[0], sizes[-1]  # plain ints: cheap per call
         self.params = np.zeros(param_count(sizes), dtype=self.dtype)
         self.layers = []
@@ -181,14 +186,14 @@ class MLP:
         """Softmax probabilities, shape (n_samples, n_classes)."""
         x = self._inputs(X)
         out = np.empty((x.shape[0], self.n_classes), dtype=self.dtype)
-        k.network_forward(x, self._params, self.sizes, self._work(), out)
+        self._forward_kernel(x, self._params, self.sizes, self._work(), out)
         return out
 
     def predict(self, X):
         """Predicted class per sample (int64), the first maximal logit."""
         x = self._inputs(X)
         out = np.empty(x.shape[0], dtype=np.int64)
-        k.network_predict(x, self._params, self.sizes, self._work(), out)
+        self._predict_kernel(x, self._params, self.sizes, self._work(), out)
         return out
 
     def evaluate(self, X, y):
@@ -196,8 +201,8 @@ class MLP:
         n_out = self._n_out
         x = as_matrix(X, "X", n_cols=self._n_in, dtype=self.dtype, check=False)
         labels = as_labels(y, x.shape[0], n_out, check=False)
-        ok, total, correct = k.checked_network_loss(x, labels, self._params, self.sizes,
-                                                     self._work())
+        ok, total, correct = self._loss_kernel(x, labels, self._params, self.sizes,
+                                               self._work(), True, True, True)
         if not ok:  # slow path, only to say what is wrong
             check_finite(x, "X")
             check_finite(self._params, "params")

@@ -32,8 +32,7 @@ from ._validation import (
 )
 from .checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
 from .kernels import search as ks
-from .kernels.checks import network_inputs_ok
-from .kernels.network import network_loss
+from .kernels.network import loss_family, loss_kernel
 from .network import MLP, make_work
 
 STRATEGIES = ("perturb", "random")
@@ -134,10 +133,6 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
     net = _Network.of(model, dtype)
     x = as_matrix(X, "X", n_cols=net.sizes[0], dtype=net.dtype, check=False)
     labels = as_labels(y, x.shape[0], net.sizes[-1], check=False)
-    if not network_inputs_ok(x, labels, net.params, net.sizes[-1]):
-        check_finite(x, "X")
-        check_finite(net.params, "model parameters")
-        check_label_range(labels, net.sizes[-1], "y")
     labels = np.ascontiguousarray(labels, dtype=np.int64)  # one kernel signature
     with _numba_threads(opts["threads"]):  # before the mode is picked from the count
         run = _Run(net, x, labels, opts)
@@ -304,9 +299,19 @@ class _Run:
         self.net, self.x, self.labels, self.opts = net, x, labels, opts
         r, p = opts["chains"], net.params.shape[0]
         self.cur = np.tile(net.params, (r, 1))
+        self.family = loss_family(net.sizes.tolist())
+        self.loss_kernel = loss_kernel(self.family)
         work = make_work(net.sizes, net.dtype, max_samples=x.shape[0])
-        total, correct = network_loss(x, labels, net.params, net.sizes, work)
-        self.t_eval = _time_eval(x, labels, net, work)
+        # the input check and the starting loss in one call (a bad label never reaches
+        # the loss code: the check returns first)
+        ok, total, correct = self.loss_kernel(x, labels, net.params, net.sizes, work,
+                                              True, True, True)
+        if not ok:
+            check_finite(x, "X")
+            check_finite(net.params, "model parameters")
+            check_label_range(labels, net.sizes[-1], "y")
+            raise RuntimeError("fastnn: the input check failed but no check names the cause")
+        self.t_eval = _time_eval(x, labels, net, work, self.loss_kernel)
         self.loss = np.full(r, total / x.shape[0])
         self.correct = np.full(r, correct, dtype=np.int64)
         self.sigma = np.full(r, opts["scale"])
@@ -388,15 +393,12 @@ class _Run:
             work = make_work(self.net.sizes, dt, self.x.shape[0],
                              count=numba.config.NUMBA_NUM_THREADS)
             trial, best = np.zeros((k, row), dt), np.zeros(k)
-            fn = ks.candidates_parallel
+            fn = ks.candidates_kernel(self.family)
         else:
             work = make_work(self.net.sizes, dt, self.x.shape[0], count=r)
             trial, best = np.zeros((r, row), dt), np.zeros((r, row), dt)
-            fn = ks.chains_parallel if self.mode == "chains" else ks.chains_serial
-            if self.mode == "serial" and _on_main_thread():
-                # the parallel build on one thread: it ran the book's workload 1.1-1.3x
-                # faster than the serial build (same results; bench/test_bench_search.py)
-                fn = _one_thread(ks.chains_parallel)
+            serial, parallel = ks.chain_kernels(self.family)
+            fn = parallel if self.mode == "chains" else serial
         args = (self.x, self.labels, self.net.sizes, np.uint64(o["seed"]),
                 o["strategy"] == "random", np.int64(k))
         kopts = (o["adapt"], o["target_loss"], np.int64(o["patience"]), o["scale"])
@@ -510,12 +512,12 @@ def _one_thread(fn):
     return call
 
 
-def _time_eval(x, labels, net, work):
+def _time_eval(x, labels, net, work, loss):
     """Seconds per loss evaluation (best of three; the kernel is already compiled)."""
     best = math.inf
     for _ in range(3):
         t = time.perf_counter()
-        network_loss(x, labels, net.params, net.sizes, work)
+        loss(x, labels, net.params, net.sizes, work, False, True, False)
         best = min(best, time.perf_counter() - t)
     return best
 

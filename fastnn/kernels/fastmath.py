@@ -5,16 +5,20 @@ vectorisation.  For float32 we use the Cephes ``expf``/``logf`` polynomials (abo
 written in plain arithmetic with exponent bit manipulation, so they vectorise.  float64
 keeps libm: full double accuracy matters more there than speed.
 
-``exp_`` and ``log_`` dispatch on the argument type at compile time and are inlined
-into their callers (see ``_config.INLINE``).
+``exp_`` and ``log_`` dispatch on the argument type at compile time; LLVM inlines them
+into their callers (Numba-level ``inline="always"`` would copy their IR into every call
+site and cost seconds of compile time, ``_config``).
 """
 
 import math
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from .._config import HELPER
+from .target import always_inline
 
 f32 = np.float32
 
@@ -105,6 +109,32 @@ def select(typingctx, cond, a, b):
     return a(cond, a, b), codegen
 
 
+@intrinsic
+def flat_view(typingctx, arr):
+    """A C-contiguous array as a 1-D view of all its elements (``arr.reshape(-1)``).
+
+    ``reshape`` is lowered through a compiled helper that LLVM inlines without the
+    kernels' vector-width attributes, which drops them (``kernels/target.py``); a view
+    of the same buffer needs no code at all."""
+    if not isinstance(arr, types.Array) or arr.layout != "C":
+        return None
+    result = arr.copy(ndim=1, layout="C")
+
+    def codegen(context, builder, sig, args):
+        from numba.core import cgutils
+        from numba.core.imputils import impl_ret_borrowed
+        from numba.np.arrayobj import make_array, populate_array
+
+        src = make_array(sig.args[0])(context, builder, args[0])
+        dst = make_array(sig.return_type)(context, builder)
+        populate_array(dst, data=src.data, shape=cgutils.pack_array(builder, [src.nitems]),
+                       strides=cgutils.pack_array(builder, [src.itemsize]),
+                       itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, sig.return_type, dst._getvalue())
+
+    return result(arr), codegen
+
+
 def exp_(x):
     """exp(x); vectorisable for float32, where x > 88.3 gives exp(88.3) and NaN gives 0."""
     return math.exp(x)
@@ -115,12 +145,13 @@ def log_(x):
     return math.log(x)
 
 
-@overload(exp_, inline="always")
+@overload(exp_)
 def _exp_impl(x):
     if x != types.float32:
         return lambda x: math.exp(x)
 
     def exp_f32(x):
+        always_inline()
         xc = select(x < _EXP_HI, x, _EXP_HI)  # NaN goes to _EXP_HI here...
         xc = select(xc > _EXP_LO, xc, _EXP_LO)
         n = np.floor(xc * _LOG2E + _HALF)
@@ -135,12 +166,13 @@ def _exp_impl(x):
     return exp_f32
 
 
-@overload(log_, inline="always")
+@overload(log_)
 def _log_impl(x):
     if x != types.float32:
         return lambda x: math.log(x)
 
     def log_f32(x):
+        always_inline()
         fe = _exponent_f32(x)
         m = _mantissa_f32(x)
         small = m < _SQRTHF
@@ -154,3 +186,20 @@ def _log_impl(x):
         return m + y + fe * _LN2_HI
 
     return log_f32
+
+
+@njit(**HELPER)
+def max2(a, b):
+    """``max(a, b)`` with Python's rule (``a`` unless ``b`` is greater: a NaN ``b`` is
+    ignored).  The builtin compiles to a Numba library function that LLVM inlines
+    without the kernels' vector-width attributes, which drops them
+    (``kernels/target.py``); this helper carries them."""
+    always_inline()
+    return b if b > a else a
+
+
+@njit(**HELPER)
+def min2(a, b):
+    """``min(a, b)`` with Python's rule (``a`` unless ``b`` is smaller); see ``max2``."""
+    always_inline()
+    return b if b < a else a

@@ -1,47 +1,55 @@
 """One kernel per notebook operation: dense, ReLU, softmax, cross-entropy, accuracy.
 
 These back the notebook-compatible classes in ``fastnn.layers``.  They favour fidelity
-to NumPy over the last bit of speed: the dense product accumulates in float64 (as
-``nnfs.init()``'s ``np.dot`` does) and the loss uses libm ``log``.  The hot path of the
-search is ``kernels.network``, not these.
+to NumPy and a short compile over the last bit of speed: small plain loops, the dense
+product accumulated in float64 (as ``nnfs.init()``'s ``np.dot`` does), libm ``log`` in
+the loss.  The hot path of the search is ``kernels.network``, not these.
 """
 
 import math
 
+import numpy as np
+
 from .._config import kernel
-from .fastmath import exp_
-from .network import _forward_block
+from .fastmath import exp_, flat_view, max2
+from .target import prefer_vector_width
 
 
 @kernel
-def dense_forward(x, params, sizes, work, dot_like, bias, out):
-    """out = x @ W + bias, with W packed as a one-layer network in float64 ``params``
-    (layout of ``kernels.network``, zero biases there) and float64 ``work``.
+def dense_forward(x, w, bias, dot_like, acc, out):
+    """out = x @ w + bias, the product accumulated in float64 (as ``nnfs.init()``'s
+    ``np.dot`` does; ``w`` is the float64 weights), rounded to the product's dtype (that
+    of the 0-length ``dot_like``), then ``bias`` added in ``out``'s dtype: the two
+    roundings of ``np.dot(x, w) + b``.  One rounding moved losses by 1e-5 when biases
+    grow large (``tests/test_notebook_dropin.py``).
 
-    The product is accumulated in float64 (as ``nnfs.init()``'s ``np.dot`` does, and
-    vectorised by the same block sweeps as the fused network kernel), rounded to the
-    product's dtype (that of the 0-length ``dot_like``), then ``bias`` is added in
-    ``out``'s dtype: the two roundings of ``np.dot(x, w) + b``.  One rounding moved
-    losses by 1e-5 when biases grow large (``tests/test_notebook_dropin.py``)."""
-    n = x.shape[0]
-    block = work.shape[1]
-    h = out.shape[1]
+    A plain loop, units innermost (it vectorises over units): the drop-in classes run
+    one small operation per call, where compiling fast matters more than the last
+    nanosecond (the fused network kernels are the fast path).  ``acc`` is float64
+    scratch of ``w.shape[1]`` (allocated by the caller: an allocation in the kernel is a
+    Numba library call, see ``kernels/target.py``)."""
+    prefer_vector_width()
+    n, d = x.shape
+    h = w.shape[1]
     to_dot = dot_like.dtype.type
     to_out = out.dtype.type
-    for s0 in range(0, n, block):
-        nb = min(block, n - s0)
-        z = _forward_block(x, s0, nb, params, sizes, work, nb > 0)  # True, not a literal
-        for j in range(h):  # samples innermost: each work row read straight through
-            # (units innermost read 64 rows 4096 bytes apart: one L1 set, 10x slower)
-            for s in range(nb):
-                out[s0 + s, j] = to_out(to_dot(work[z + j, s])) + bias[j]
+    for s in range(n):
+        for j in range(h):
+            acc[j] = 0.0
+        for i in range(d):
+            xi = np.float64(x[s, i])
+            for j in range(h):
+                acc[j] += xi * w[i, j]
+        for j in range(h):
+            out[s, j] = to_out(to_dot(acc[j])) + bias[j]
 
 
 @kernel
 def relu(x, out):
     """out = max(0, x), elementwise over a C-contiguous 2-D array."""
-    xf = x.reshape(-1)
-    of = out.reshape(-1)
+    prefer_vector_width()
+    xf = flat_view(x)
+    of = flat_view(out)
     zero = x.dtype.type(0)
     for k in range(xf.shape[0]):
         v = xf[k]
@@ -51,11 +59,12 @@ def relu(x, out):
 @kernel
 def softmax(z, out):
     """Row-wise softmax with the row max subtracted first (no overflow for any finite z)."""
+    prefer_vector_width()
     n, c = z.shape
     for s in range(n):
         m = z[s, 0]
         for j in range(1, c):
-            m = max(m, z[s, j])
+            m = max2(m, z[s, j])
         total = z.dtype.type(0)
         for j in range(c):
             e = exp_(z[s, j] - m)
@@ -71,6 +80,7 @@ def crossentropy_sum(p, labels):
     """Sum over samples of -log(clip(p[s, labels[s]], 1e-7, 1 - 1e-7)), in float64.
 
     The clip bounds are rounded to p's dtype first, as ``np.clip`` does."""
+    prefer_vector_width()
     lo = p.dtype.type(1e-7)
     hi = p.dtype.type(1 - 1e-7)
     total = 0.0
@@ -85,6 +95,7 @@ def crossentropy_sum(p, labels):
 @kernel
 def argmax_rows(z, out):
     """out[s] = first index of the row maximum, as ``np.argmax(z, axis=1)``."""
+    prefer_vector_width()
     n, c = z.shape
     for s in range(n):
         best = z[s, 0]
@@ -99,6 +110,7 @@ def argmax_rows(z, out):
 @kernel
 def count_correct(z, labels):
     """How many rows have their (first) maximum at the label."""
+    prefer_vector_width()
     n, c = z.shape
     correct = 0
     for s in range(n):

@@ -49,8 +49,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .._config import INLINE, kernel
+from .._config import HELPER, kernel
 from .fastmath import log_, select
+from .target import always_inline, prefer_vector_width
 
 u64 = np.uint64
 f32 = np.float32
@@ -94,9 +95,10 @@ _TWO_M53 = 2.0**-53
 _TWO_PI = 2.0 * math.pi
 
 
-@njit(**INLINE)
+@njit(**HELPER)
 def mix64(x):
     """splitmix64 / murmur3 fmix64 finaliser of a np.uint64 (a bijection)."""
+    always_inline()
     x = u64(x)  # a new SSA version: an int64 argument is reinterpreted, not promoted
     x ^= x >> _S30
     x *= _M1
@@ -106,10 +108,11 @@ def mix64(x):
     return x
 
 
-@njit(**INLINE)
+@njit(**HELPER)
 def stream_key(seed, chain, step, cand):
     """The np.uint64 key of one noise vector: seed (0 .. 2**64-1), chain, step and
     candidate (non-negative integers, any integer type; taken modulo 2**64)."""
+    always_inline()
     k = mix64(u64(seed) + _K_SEED)
     k = mix64(k ^ (u64(chain) + _K_CHAIN))
     k = mix64(k ^ (u64(step) + _K_STEP))
@@ -121,12 +124,13 @@ def cos_2pi(u):
     return math.cos(_TWO_PI * u)
 
 
-@overload(cos_2pi, inline="always")
+@overload(cos_2pi)
 def _cos_2pi_impl(u):
     if u != types.float32:
         return lambda u: math.cos(_TWO_PI * u)
 
     def cos_2pi_f32(u):
+        always_inline()
         # cos(2 pi u) = cos(2 pi (1 - u)) = -cos(2 pi (1/2 - u)): fold u to t in
         # [0, 1/4] and a sign.  Every step is exact for u = k * 2**-24.
         a = select(u < _HALF, u, _ONE - u)
@@ -139,9 +143,10 @@ def _cos_2pi_impl(u):
     return cos_2pi_f32
 
 
-@njit(**INLINE)
+@njit(**HELPER)
 def _normal_f32(h):
     """N(0, 1) in float32 from the 64-bit word h (24-bit uniforms, |z| <= 5.77)."""
+    always_inline()
     a = np.int32(h >> _SH40)  # bits 40..63
     b = np.int32((h >> _SH8) & _MASK24)  # bits 8..31
     u1 = (f32(a) + _ONE) * _TWO_M24  # (0, 1]
@@ -150,9 +155,10 @@ def _normal_f32(h):
     return np.sqrt(_MINUS_TWO * log_(u1)) * cos_2pi(u2)
 
 
-@njit(**INLINE)
+@njit(**HELPER)
 def _normal_f64(h, h2):
     """N(0, 1) in float64: the float32 bits of h on top, 29 bits of h2 below."""
+    always_inline()
     a = np.int64(((h >> _SH40) << _SH29) | (h2 >> _SH35))
     b = np.int64((((h >> _SH8) & _MASK24) << _SH29) | (h2 & _MASK29))
     u1 = (np.float64(a) + 1.0) * _TWO_M53  # (0, 1]
@@ -160,14 +166,18 @@ def _normal_f64(h, h2):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
 
 
-def _fill(key, scale, out):  # pragma: no cover - replaced by the overload below
-    raise NotImplementedError
+def fill_normals(key, scale, out):  # pragma: no cover - replaced by the overload below
+    """out[i] = scale * N(0, 1) for i < out.shape[0], element i from
+    ``mix64(key + (i + 1) * GOLDEN)`` only.  ``out`` is a 1-D float32 or float64 array;
+    ``scale`` is rounded to its dtype first.  For compiled code only."""
+    raise NotImplementedError("fill_normals runs inside compiled code only")
 
 
-@overload(_fill, inline="always")
+@overload(fill_normals)
 def _fill_impl(key, scale, out):
     if out.dtype == types.float32:
         def fill_f32(key, scale, out):
+            prefer_vector_width()
             k = u64(key)
             sc = f32(scale)
             for i in range(out.shape[0]):
@@ -176,6 +186,7 @@ def _fill_impl(key, scale, out):
         return fill_f32
     if out.dtype == types.float64:
         def fill_f64(key, scale, out):
+            prefer_vector_width()
             k = u64(key)
             sc = np.float64(scale)
             k2 = mix64(k ^ _ALT)
@@ -187,14 +198,6 @@ def _fill_impl(key, scale, out):
     return None
 
 
-@njit(**INLINE)
-def fill_normals(key, scale, out):
-    """out[i] = scale * N(0, 1) for i < out.shape[0], element i from
-    ``mix64(key + (i + 1) * GOLDEN)`` only.  ``out`` is a 1-D float32 or float64 array;
-    ``scale`` is rounded to its dtype first."""
-    _fill(key, scale, out)
-
-
 @kernel
 def normals(seed, chain, step, cand, scale, out):
     """Fill 1-D ``out`` with ``scale *`` the noise for (seed, chain, step, cand).
@@ -202,4 +205,5 @@ def normals(seed, chain, step, cand, scale, out):
     No checks (``fastnn.noise.gaussian_noise`` is the checked entry point).  Pass a seed
     of 2**63 or more as ``np.uint64``: once a signature with an int64 seed exists, Numba
     refuses a larger Python int with OverflowError instead of compiling another one."""
+    prefer_vector_width()
     fill_normals(stream_key(seed, chain, step, cand), scale, out)

@@ -24,9 +24,11 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._config import INLINE, kernel
-from .network import network_loss, network_loss_total
+from .._config import HELPER, specialise
+from .fastmath import max2, min2
+from .network import loss_kernel
 from .noise import fill_normals, stream_key
+from .target import always_inline, prefer_vector_width
 
 RUNNING, TARGET_REACHED, PATIENCE_EXHAUSTED = 0, 1, 2
 #: step-size adaptation by the 1/5th success rule (nevergrad's OnePlusOne): x2 on
@@ -38,27 +40,30 @@ ADAPT_UP, ADAPT_DOWN = 2.0, 2.0 ** -0.25
 ADAPT_MIN, ADAPT_MAX = 2.0 ** -12, 2.0 ** 10
 
 
-@numba.njit(**INLINE)
+@numba.njit(**HELPER)
 def _draw(seed, c, s, k, random, sigma, cur_c, out):
     """Candidate k of chain c at step s: cur + sigma*N(0,1) (perturb) or sigma*N(0,1)."""
+    prefer_vector_width()
     fill_normals(stream_key(seed, c, s, k), out.dtype.type(sigma), out)
     if not random:
         for p in range(out.shape[0]):
             out[p] += cur_c[p]
 
 
-@numba.njit(**INLINE)
+@numba.njit(**HELPER)
 def _adapted(sigma, success, adapt, scale):
     """The chain's next noise scale: unchanged, or by the 1/5th success rule."""
+    always_inline()
     if not adapt:
         return sigma
     sigma = sigma * (ADAPT_UP if success else ADAPT_DOWN)
-    return min(max(sigma, scale * ADAPT_MIN), scale * ADAPT_MAX)
+    return min2(max2(sigma, scale * ADAPT_MIN), scale * ADAPT_MAX)
 
 
-@numba.njit(**INLINE)
+@numba.njit(**HELPER)
 def _stop_status(loss, s, last, target, patience):
     """RUNNING, or why the chain stops after step s (its last improvement at ``last``)."""
+    always_inline()
     if loss <= target:
         return TARGET_REACHED
     if patience > 0 and s - last >= patience:
@@ -66,8 +71,9 @@ def _stop_status(loss, s, last, target, patience):
     return RUNNING
 
 
-@numba.njit(**INLINE)
+@numba.njit(**HELPER)
 def _copy(src, dst):
+    always_inline()
     for p in range(src.shape[0]):  # a loop, not a slice: under parallel=True a slice
         dst[p] = src[p]  # assignment would become a parallel region of its own
 
@@ -81,13 +87,13 @@ def _chains(x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
     One chain's steps are their own compiled function, called here: written inline in
     this loop they ran 1.3x slower in the serial build than in the parallel one (where
     Numba outlines the loop body anyway; measured on the book's workload)."""
+    prefer_vector_width()
     for c in prange(cur.shape[0]):
-        _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
+        chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
                      best, cur, loss, correct, sigma, step, last, status, evals,
                      hist_step, hist_loss, hist_correct, hist_n)
 
 
-@kernel
 def _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work, trial,
                  best, cur, loss, correct, sigma, step, last, status, evals,
                  hist_step, hist_loss, hist_correct, hist_n):
@@ -98,7 +104,12 @@ def _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work
     caller; the shared state arrays are written once per chunk.  (Neighbouring chains'
     entries share cache lines: updating them every step made two threads barely
     faster than one.)"""
+    prefer_vector_width()
     n = x.shape[0]
+    # the loss kernel's flags as run-time bools: a constant True/False would be typed
+    # Literal[bool] and compile a second build of the loss kernel
+    yes = n > 0
+    no = not yes
     n_params = cur.shape[1]
     adapt, target, patience, scale = opts
     cap = hist_step.shape[1]
@@ -117,8 +128,8 @@ def _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work
         for k in range(n_cand):
             _draw(seed, c, s, k, random, sigma_c, cur_c, trial_c)
             # the samples stay in work_c from the chunk's first evaluation on
-            cand_loss = network_loss_total(x, labels, trial_c, sizes, work_c,
-                                           s == s0 and k == 0) / n
+            cand_loss = loss_fn(x, labels, trial_c, sizes, work_c, no, s == s0 and k == 0,
+                                no)[1] / n
             if cand_loss < best_loss:  # strict: the lowest index wins a tie
                 best_loss = cand_loss
                 if n_cand > 1:
@@ -126,7 +137,7 @@ def _chain_steps(c, x, labels, sizes, seed, random, n_cand, step_end, opts, work
         success = best_loss < loss_c  # strict: an equal loss is no improvement
         if success:
             found = trial_c if n_cand == 1 else best_c
-            correct_c = network_loss(x, labels, found, sizes, work_c)[1]
+            correct_c = loss_fn(x, labels, found, sizes, work_c, yes, yes, no)[2]
             loss_c = best_loss
             last_c = s
             _copy(found, cur_c)
@@ -151,7 +162,12 @@ def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, tr
     """As ``_chains``, but chains one after another and each step's candidates in
     ``prange`` (one work array per thread, one parameter row per candidate), reduced
     serially so the lowest index wins ties.  ``best`` holds per-candidate losses."""
+    prefer_vector_width()
     n = x.shape[0]
+    # the loss kernel's flags as run-time bools: a constant True/False would be typed
+    # Literal[bool] and compile a second build of the loss kernel
+    yes = n > 0
+    no = not yes
     n_params = cur.shape[1]
     adapt, target, patience, scale = opts
     cap = hist_step.shape[1]
@@ -166,8 +182,8 @@ def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, tr
             for k in prange(n_cand):
                 trial_k = trial[k, :n_params]
                 _draw(seed, c, s, k, random, sigma_c, cur_c, trial_k)
-                best[k] = network_loss_total(x, labels, trial_k, sizes,
-                                             work[numba.get_thread_id()], True) / n
+                best[k] = loss_fn(x, labels, trial_k, sizes, work[numba.get_thread_id()],
+                                  no, yes, no)[1] / n
             kb = 0
             for k in range(1, n_cand):
                 if best[k] < best[kb]:
@@ -175,7 +191,7 @@ def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, tr
             success = best[kb] < loss_c
             if success:
                 found = trial[kb, :n_params]
-                correct_c = network_loss(x, labels, found, sizes, work[0])[1]
+                correct_c = loss_fn(x, labels, found, sizes, work[0], yes, yes, no)[2]
                 loss_c = best[kb]
                 last_c = s
                 _copy(found, cur_c)
@@ -193,9 +209,33 @@ def _candidates(x, labels, sizes, seed, random, n_cand, step_end, opts, work, tr
         hist_n[c] = h
 
 
-#: serial and parallel builds of the same loops (the serial ones are also the nogil
-#: twins used off the main thread: a parallel kernel called from several Python
-#: threads can abort the process with Numba's workqueue layer)
-chains_serial = kernel(_chains)
-chains_parallel = kernel(_chains, parallel=True)
-candidates_parallel = kernel(_candidates, parallel=True)
+# ``loss_fn`` and ``chain_steps`` are placeholders: each variant below replaces them
+# with its loss family's kernels (``_config.specialise``).
+loss_fn = None
+chain_steps = None
+
+
+def chain_kernels(family):
+    """(serial, parallel) runs of the chains loop for a loss family, built on first use.
+
+    The serial one calls the compiled steps of one chain at a time from Python (a call
+    per chain per chunk of ~0.2 s costs nothing, and a first search then compiles no
+    loop around them); it is also the twin used off the main thread, where a parallel
+    kernel called from several Python threads can abort the process with Numba's
+    workqueue layer.  The parallel one runs the chains in ``prange``."""
+    steps = specialise(_chain_steps, family, dict(loss_fn=loss_kernel(family)))
+
+    def serial(*args):
+        for c in range(args[_CUR].shape[0]):
+            steps(c, *args)
+
+    return serial, specialise(_chains, family, dict(chain_steps=steps), parallel=True)
+
+
+#: position of ``cur`` in ``_chains``'s arguments
+_CUR = 11
+
+
+def candidates_kernel(family):
+    """The candidates-in-parallel loop for a loss family, built on first use."""
+    return specialise(_candidates, family, dict(loss_fn=loss_kernel(family)), parallel=True)
