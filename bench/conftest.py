@@ -1,6 +1,11 @@
 """Benchmark session set-up, and the fastnn-vs-baseline ratios (``bench/report.py``)
 printed after a ``pytest bench`` run.
 
+What fastnn compiles for (``fastnn.target_info()``: CPU model, vector features, the
+vector width its kernels prefer) is taken as the session starts and written to the
+JSON's ``machine_info["fastnn_target"]``, so the report describes the machine that ran
+the benchmarks, not the one printing it.
+
 NumPy's BLAS is limited to one thread unless the caller set ``OPENBLAS_NUM_THREADS``
 or ``MKL_NUM_THREADS``: fastnn runs on one core, so this compares like with like, and
 multi-threaded OpenBLAS on these small products is erratic on small VMs (on 2 vCPUs the
@@ -27,6 +32,26 @@ report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
 
+def _target_info():
+    """``fastnn.target_info()``, or None for a fastnn without it.  Imported here, after
+    the BLAS variables above are set (fastnn imports NumPy)."""
+    import fastnn
+
+    info = getattr(fastnn, "target_info", None)
+    return info() if info is not None else None
+
+
+def pytest_sessionstart(session):
+    session.config._fastnn_target = _target_info()
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """pytest-benchmark asks for ``machine_info`` when it writes the JSON: add the target
+    recorded at session start."""
+    target = getattr(config, "_fastnn_target", None)
+    machine_info["fastnn_target"] = target if target is not None else _target_info()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config):
     session = getattr(config, "_benchmarksession", None)
@@ -41,11 +66,13 @@ def pytest_terminal_summary(terminalreporter, config):
     if benchmarks:
         terminalreporter.write_sep("-", "fastnn speed-up (median of the fastest baseline / "
                                         "median of fastnn)")
-        terminalreporter.write_line(report.markdown(benchmarks))
-        more = report.extras(benchmarks)  # search throughput, Numba threading layer
-        if more:
-            terminalreporter.write_line("")
-            terminalreporter.write_line(more)
+        terminalreporter.write_line(
+            report.cpu_line({"fastnn_target": getattr(config, "_fastnn_target", None)}))
+        # the ratios; throughput, cold start, Numba threading layer, load
+        for part in (report.markdown(benchmarks), report.extras(benchmarks)):
+            if part:
+                terminalreporter.write_line("")
+                terminalreporter.write_line(part)
 
 
 def pytest_report_header(config):

@@ -40,6 +40,15 @@ What each benchmark is comes from its ``extra_info``:
 * ``evaluations`` (network evaluations per round): adds a throughput table
   (evaluations per second of the median round); ``threading_layer``, ``threads``
   and ``load_average`` (the machine's, as the benchmark started) are printed under it.
+* ``entry_point`` and ``cache`` (``"cold"``/``"warm"``; ``bench/test_bench_cold_start.py``):
+  a cold-start run, shown in the "cold start (fresh process)" table instead of the ratio
+  table, with ``result_s`` (first line of the script to its result), ``wall_s``,
+  ``compiled``/``loaded`` signatures and ``slowest_compiles``.
+
+The report starts with the CPU that ran the benchmarks: its model, vector features and
+the vector width fastnn's kernels were compiled for, from the ``fastnn_target`` that
+``bench/conftest.py`` puts in the JSON's ``machine_info`` (``fastnn.target_info()`` as
+the session started); files without it still work and say it was not recorded.
 
 ``bench/conftest.py`` prints the same tables at the end of every ``pytest bench`` run.
 """
@@ -115,12 +124,24 @@ def rows(benchmarks):
     return out
 
 
+def _cold_start(b):
+    """``"cold"`` or ``"warm"`` for a cold-start benchmark (``test_bench_cold_start.py``:
+    ``extra_info`` ``entry_point`` and ``cache``), else None."""
+    state = _info(b).get("cache")
+    return state if state in ("cold", "warm") and _info(b).get("entry_point") else None
+
+
 def markdown(benchmarks):
+    """The ratio table ("" without a group to show); cold-start benchmarks have no ratio
+    and their own table (``cold_start_markdown``)."""
+    found = rows([b for b in benchmarks if not _cold_start(b)])
+    if not found:
+        return ""
     lines = [
         "| workload | fastnn | baselines (median) | speed-up vs fastest baseline |",
         "|---|---|---|---|",
     ]
-    for r in rows(benchmarks):
+    for r in found:
         subject = "-"
         if r.subject is not None:
             subject = _fmt_time(r.medians[r.subject])
@@ -144,10 +165,65 @@ def _fmt_rate(per_second):
     return f"{per_second:.0f}"
 
 
+def _median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def cold_start_markdown(benchmarks):
+    """The "cold start (fresh process)" table: per entry point, the seconds from the
+    script's first line to its result with an empty Numba cache (cold) and with it filled
+    (warm), from ``extra_info["result_s"]`` (the process's wall time, the benchmark's
+    median, if a file lacks it); "" without cold-start benchmarks."""
+    runs = {}  # {entry point: {state: [benchmarks]}}, in the order first seen
+    for b in benchmarks:
+        state = _cold_start(b)
+        if state:
+            runs.setdefault(str(_info(b)["entry_point"]), {}).setdefault(state, []).append(b)
+    if not runs:
+        return ""
+
+    def seconds(members, key):
+        values = [_info(b)[key] if _is_number(_info(b).get(key)) else b["stats"]["median"]
+                  for b in members]
+        return _median(values) if values else None
+
+    def cell(t):  # seconds throughout: these vary by 10-30% run to run
+        return f"{t:.2f} s" if t is not None else "-"
+
+    lines = ["**cold start (fresh process)**: seconds from the script's first line to its "
+             "result, with an empty `NUMBA_CACHE_DIR` (cold: compiles every kernel it "
+             "uses) and again with that directory filled (warm: loads them)",
+             "",
+             "| entry point | cold (empty cache) | warm (disk cache) | cold / warm "
+             "| process wall, cold / warm | signatures compiled / loaded |",
+             "|---|---|---|---|---|---|"]
+    slow = []
+    for entry, by_state in runs.items():
+        cold, warm = by_state.get("cold", []), by_state.get("warm", [])
+        c, w = seconds(cold, "result_s"), seconds(warm, "result_s")
+        ratio = f"{c / w:.1f}x" if c is not None and w else "-"
+        wall = f"{cell(seconds(cold, 'wall_s'))} / {cell(seconds(warm, 'wall_s'))}"
+        counts = (f"{_info(cold[0]).get('compiled', '-') if cold else '-'} / "
+                  f"{_info(warm[0]).get('loaded', '-') if warm else '-'}")
+        lines.append(f"| `{entry}` | {cell(c)} | {cell(w)} | {ratio} | {wall} | {counts} |")
+        top = (_info(cold[0]).get("slowest_compiles") or [])[:3] if cold else []
+        named = [f"`{str(name).removeprefix('fastnn.')}` {t:.1f} s" for name, t in top
+                 if _is_number(t)]
+        if named:
+            slow.append(f"`{entry}`: {', '.join(named)}")
+    if slow:
+        lines += ["", "Slowest compiles in the cold runs (inclusive of their callees): "
+                  + "; ".join(slow) + "."]
+    return "\n".join(lines)
+
+
 def extras(benchmarks):
     """Markdown for what the ratio table leaves out: a throughput table of the
-    benchmarks that report search evaluations, the Numba threading set-up and the
-    machine's load they ran with; "" if none recorded any of these."""
+    benchmarks that report search evaluations, the cold-start table, the Numba
+    threading set-up and the machine's load they ran with; "" if none recorded any of
+    these."""
     lines = []
     order = {r.group: i for i, r in enumerate(rows(benchmarks))}
     counted = sorted((b for b in benchmarks if _info(b).get("evaluations")),
@@ -160,6 +236,9 @@ def extras(benchmarks):
             rate = _fmt_rate(n / median) if median > 0 else "-"
             group = (b.get("group") or "").replace("|", "\\|")
             lines.append(f"| `{group}` | {_impl(b)} | {n:,} | {rate} |")
+    cold = cold_start_markdown(benchmarks)
+    if cold:
+        lines += ([""] if lines else []) + [cold]
     layers = sorted({str(_info(b)["threading_layer"]) for b in benchmarks
                      if _info(b).get("threading_layer")})
     threads = sorted({int(_info(b)["threads"]) for b in benchmarks
@@ -178,6 +257,55 @@ def extras(benchmarks):
     return "\n".join(lines)
 
 
+# -- the machine -----------------------------------------------------------------------
+def _target(machine):
+    """``fastnn.target_info()`` as ``bench/conftest.py`` recorded it in ``machine_info``
+    (``fastnn_target``) when the benchmarks started, or None (older files)."""
+    target = (machine or {}).get("fastnn_target")
+    return target if isinstance(target, dict) else None
+
+
+def cpu_name(machine):
+    """The CPU's model name: fastnn's record, else py-cpuinfo's, else "unknown CPU"."""
+    target = _target(machine)
+    name = (target or {}).get("cpu") or ((machine or {}).get("cpu") or {}).get("brand_raw")
+    return str(name) if name else "unknown CPU"
+
+
+def _width(target):
+    width = target.get("vector_width")
+    return f"{width}-bit" if width else "LLVM's default"
+
+
+def cpu_line(machine):
+    """One Markdown line: the CPU that ran the benchmarks, its vector features and the
+    vector width fastnn chose (from the results file, not from the machine printing it)."""
+    target = _target(machine)
+    if target is None:
+        return (f"CPU: {cpu_name(machine)} (this results file does not record fastnn's "
+                "target: vector features and vector width unknown).")
+    llvm = f" (LLVM target `{target['llvm_cpu']}`)" if target.get("llvm_cpu") else ""
+    features = target.get("vector_features")
+    features = (", ".join(map(str, features)) if isinstance(features, list) and features
+                else "none recorded")
+    width = target.get("vector_width")
+    chosen = f"{width} bits" if width else "none (no preference: LLVM's default for this CPU)"
+    source = target.get("vector_width_source")
+    how = {"auto": "chosen by fastnn from the CPU's features",
+           "FASTNN_VECTOR_WIDTH": "set by FASTNN_VECTOR_WIDTH"}.get(source, source)
+    return (f"CPU: {cpu_name(machine)}{llvm}; vector features: {features}; "
+            f"vector width of fastnn's kernels: {chosen}" + (f" ({how})" if how else "") + ".")
+
+
+def header(json_file, machine):
+    """The generated-by comment that starts the report, naming the CPU."""
+    target = _target(machine)
+    cpu = cpu_name(machine)
+    if target is not None:
+        llvm = target.get("llvm_cpu")
+        cpu += f" ({llvm + ', ' if llvm else ''}{_width(target)} vectors)"
+    return (f"<!-- generated by bench/report.py from {json_file}: {cpu}, "
+            f"Python {(machine or {}).get('python_version', '?')} -->")
 
 
 # -- reading the files -----------------------------------------------------------------
@@ -230,54 +358,117 @@ def load_results(path):
 class Floor(NamedTuple):
     """One gated group: its ratio must be at least ``floor``."""
     group: str
-    floor: float
+    floor: float | None  # None in ``Floors.groups`` when each CPU has its own floor
     required: bool = True  # absent from the results (or without a ratio) fails the gate
     min_cpus: int | None = None  # not gated on machines with fewer CPUs
     max_load_per_cpu: float | None = None  # not gated when the run's load was higher
+    cpu: str | None = None  # the LLVM target whose floor this is (None: every CPU's)
 
 
 #: keys of a floor entry besides the ``Floor`` fields: documentation only
 _FLOOR_NOTES = ("measured", "note")
+#: keys of a group's entry in a CPU's table (``"cpus"``)
+_CPU_FLOOR_KEYS = ("floor",) + _FLOOR_NOTES
+
+
+class Selection(NamedTuple):
+    """The floors that apply to one results' CPU (``Floors.for_cpu``)."""
+    floors: dict  # {group: Floor}, every floor set, in the floors file's order
+    note: str | None  # which CPU's floors these are (None: the file has one set)
+    fallback: bool  # per group the lowest of the known CPUs (the CPU has none of its own)
+
+
+class Floors(NamedTuple):
+    """A floors file (``load_floors``)."""
+    path: str
+    groups: dict  # {group: Floor}; ``floor`` None where each CPU gives its own
+    cpus: dict  # {LLVM target: {group: floor}}, in the file's order
+
+    def for_cpu(self, llvm_cpu):
+        """The floors for results from the LLVM target ``llvm_cpu`` (None: the results do
+        not record it): that CPU's own, or, for a CPU without floors of its own, per group
+        the lowest floor of the known CPUs -- a gate that is never stricter than one
+        measured somewhere, and says so."""
+        per_cpu = [g for g, f in self.groups.items() if f.floor is None]
+        if not per_cpu:  # one floor per group, whatever the CPU
+            return Selection(dict(self.groups), None, False)
+        if llvm_cpu in self.cpus:
+            table = self.cpus[llvm_cpu]
+            chosen = {g: f if f.floor is not None else f._replace(floor=table[g], cpu=llvm_cpu)
+                      for g, f in self.groups.items()}
+            return Selection(chosen, f"those measured for CPU {llvm_cpu} (the LLVM target "
+                                     "recorded in the results)", False)
+        chosen = {}
+        for g, f in self.groups.items():
+            if f.floor is None:
+                cpu = min(self.cpus, key=lambda c: self.cpus[c][g])  # first of equals
+                f = f._replace(floor=self.cpus[cpu][g], cpu=cpu)
+            chosen[g] = f
+        why = (f"no floors measured for CPU {llvm_cpu}" if llvm_cpu is not None else
+               "the results do not record their CPU (no fastnn_target in machine_info)")
+        return Selection(chosen, f"{why}: using the lowest of the known CPUs "
+                                 f"({', '.join(self.cpus)}), group by group", True)
+
+
+def _check_measured(entry, where):
+    measured = entry.get("measured", [])
+    if not isinstance(measured, list) or not all(_is_number(m) for m in measured):
+        raise ReportError(f"{where}: \"measured\" must be a list of numbers")
+
+
+def _check_floor(floor, where):
+    if not _is_number(floor) or floor <= 0:
+        raise ReportError(f"{where}: \"floor\" must be a positive number, not {floor!r}")
+    return float(floor)
 
 
 def load_floors(path):
-    """``{group: Floor}`` from a floors file (JSON: the standard library reads it on every
+    """A ``Floors`` from a floors file (JSON: the standard library reads it on every
     Python fastnn supports, where ``tomllib`` needs 3.11)::
 
         {"about": "free text (a string or a list of strings)",
          "groups": {"<group name as in benchmark.group>": {
-             "floor": 20,                 # required: the lowest acceptable ratio
+             "floor": 20,                 # the lowest acceptable ratio, on every CPU;
+                                          # leave it out to give one per CPU ("cpus")
              "required": true,            # default true: fail if the group is absent
              "min_cpus": 2,               # optional: not gated with fewer CPUs
              "max_load_per_cpu": 0.75,    # optional: not gated if the run's 1-minute
                                           # load average exceeded this x the CPU count
              "measured": [33.0, 32.1],    # optional, documentation: the ratios behind it
-             "note": "why this floor"}}}  # optional, documentation
+             "note": "why this floor"}},  # optional, documentation
+         "cpus": {                        # optional: floors per CPU
+             "<LLVM target, fastnn.target_info()['llvm_cpu']>": {
+                 "about": "where, when and how these were measured",
+                 "floors": {"<group>": {"floor": 16, "measured": [22.4], "note": "..."}}}}}
 
-    Unknown keys are errors (a misspelt ``"flor"`` must not silently disable a gate)."""
+    Every CPU in ``"cpus"`` gives a floor to each group without one in ``"groups"``, and
+    to no other.  The gate uses the floors of the LLVM target recorded in the results
+    (``Floors.for_cpu``).  Unknown keys are errors (a misspelt ``"flor"`` must not
+    silently disable a gate)."""
     data = _read_json(path, "floors file")
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a JSON object with a \"groups\" object")
-    unknown = set(data) - {"about", "groups"}
+    unknown = set(data) - {"about", "groups", "cpus"}
     if unknown:
         raise ReportError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
-                          "expected \"about\" and \"groups\"")
+                          "expected \"about\", \"groups\" and (optional) \"cpus\"")
     groups = data.get("groups")
     if not isinstance(groups, dict) or not groups:
         raise ReportError(f"{path}: \"groups\" must be a non-empty object "
                           "{group name: {\"floor\": ratio, ...}}")
+    per_cpu = "cpus" in data
     floors = {}
     for group, entry in groups.items():
         where = f"{path}: group {group!r}"
         if not isinstance(entry, dict):
             raise ReportError(f"{where}: expected an object such as {{\"floor\": 20}}")
-        unknown = set(entry) - set(Floor._fields[1:]) - set(_FLOOR_NOTES)
+        unknown = set(entry) - set(Floor._fields[1:-1]) - set(_FLOOR_NOTES)
         if unknown:
             raise ReportError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: "
-                              f"{', '.join(Floor._fields[1:] + _FLOOR_NOTES)}")
+                              f"{', '.join(Floor._fields[1:-1] + _FLOOR_NOTES)}")
         floor = entry.get("floor")
-        if not _is_number(floor) or floor <= 0:
-            raise ReportError(f"{where}: \"floor\" must be a positive number, not {floor!r}")
+        if floor is not None or not per_cpu:  # else each CPU's table gives it
+            floor = _check_floor(floor, where)
         required = entry.get("required", True)
         if not isinstance(required, bool):
             raise ReportError(f"{where}: \"required\" must be true or false")
@@ -288,20 +479,93 @@ def load_floors(path):
         load = entry.get("max_load_per_cpu")
         if load is not None and (not _is_number(load) or load <= 0):
             raise ReportError(f"{where}: \"max_load_per_cpu\" must be a positive number")
-        measured = entry.get("measured", [])
-        if not isinstance(measured, list) or not all(_is_number(m) for m in measured):
-            raise ReportError(f"{where}: \"measured\" must be a list of numbers")
-        floors[group] = Floor(group, float(floor), required, min_cpus,
+        _check_measured(entry, where)
+        floors[group] = Floor(group, floor, required, min_cpus,
                               None if load is None else float(load))
-    return floors
+    cpus = {}
+    if per_cpu:
+        tables = data["cpus"]
+        if not isinstance(tables, dict) or not tables:
+            raise ReportError(f"{path}: \"cpus\" must be a non-empty object {{LLVM target: "
+                              "{\"about\": ..., \"floors\": {group: {\"floor\": ratio}}}}")
+        needed = [g for g, f in floors.items() if f.floor is None]
+        for cpu, spec in tables.items():
+            where = f"{path}: cpus {cpu!r}"
+            if not isinstance(spec, dict) or not isinstance(spec.get("floors"), dict):
+                raise ReportError(f"{where}: expected an object with a \"floors\" object "
+                                  "{group: {\"floor\": ratio, ...}}")
+            unknown = set(spec) - {"about", "floors"}
+            if unknown:
+                raise ReportError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: "
+                                  "about, floors")
+            table = spec["floors"]
+            stray = [g for g in table if g not in floors]
+            if stray:
+                raise ReportError(f"{where}: floors for group(s) {stray} that \"groups\" "
+                                  "does not list")
+            both = [g for g in table if floors[g].floor is not None]
+            if both:
+                raise ReportError(f"{where}: group(s) {both} have one floor for every CPU "
+                                  "in \"groups\": give a group's floor there or per CPU, "
+                                  "not both")
+            missing = [g for g in needed if g not in table]
+            if missing:
+                raise ReportError(f"{where}: no floor for group(s) {missing} (every CPU "
+                                  "needs one for each group without a floor in \"groups\")")
+            cpus[cpu] = {}
+            for group, entry in table.items():
+                here = f"{where}, group {group!r}"
+                if not isinstance(entry, dict):
+                    raise ReportError(f"{here}: expected an object such as {{\"floor\": 20}}")
+                unknown = set(entry) - set(_CPU_FLOOR_KEYS)
+                if unknown:
+                    raise ReportError(f"{here}: unknown key(s) {sorted(unknown)}; allowed: "
+                                      f"{', '.join(_CPU_FLOOR_KEYS)}")
+                cpus[cpu][group] = _check_floor(entry.get("floor"), here)
+                _check_measured(entry, here)
+    return Floors(str(path), floors, cpus)
 
 
 # -- the gate --------------------------------------------------------------------------
+class Results(NamedTuple):
+    """One results file, as ``load_results`` read it."""
+    path: str
+    benchmarks: list
+    machine: dict
+
+
+def llvm_cpu(machine):
+    """The LLVM target fastnn compiled for, as the results file records it, or None."""
+    cpu = (_target(machine) or {}).get("llvm_cpu")
+    return str(cpu) if cpu else None
+
+
+def results_cpu(results):
+    """The LLVM target of a list of ``Results`` (None: not recorded); a ``ReportError``
+    when they differ -- a median over two CPUs' ratios would describe neither."""
+    cpus = {r.path: llvm_cpu(r.machine) for r in results}
+    if len(set(cpus.values())) > 1:
+        listed = ", ".join(f"{p}: {c or 'not recorded'}" for p, c in cpus.items())
+        raise ReportError(f"the results files come from different CPUs ({listed}); "
+                          "gate each CPU's runs on their own")
+    return next(iter(cpus.values()))
+
+
+class Outcome(NamedTuple):
+    """One gated group in one results file."""
+    ratio: float | None
+    kind: str  # "counted"; "excluded" (not gated in this run, ``note`` says why); "missing"
+    note: str = ""
+    load: float | None = None  # counted under a load limit: the run's load average ...
+    limit: str | None = None  # ... and the limit it was within ("1.50 = 0.75 x 2 CPUs")
+
+
 class Verdict(NamedTuple):
     floor: Floor
-    ratio: float | None
+    ratio: float | None  # the median of the counted runs' ratios (one run: its ratio)
     status: str  # "ok", "BELOW FLOOR", "MISSING" (these two fail) or "not gated"
     note: str = ""
+    runs: tuple = ()  # one ``Outcome`` per results file, in the order given
 
     @property
     def failed(self):
@@ -321,70 +585,191 @@ def _group_load(benchmarks, group):
     return max(loads) if loads else None
 
 
-def gate(benchmarks, floors, machine=None):
-    """One ``Verdict`` per floor, in the floors file's order.  ``machine`` is the JSON's
-    ``machine_info`` (its ``cpu.count`` scales ``max_load_per_cpu`` and decides
-    ``min_cpus``; when it is absent both are ignored and the group is gated)."""
-    found = {r.group: r for r in rows(benchmarks)}
+def _outcome(f, found, benchmarks, machine):
+    """``Outcome`` of floor ``f`` in one results file (``found``: its rows by group)."""
     cpus = _cpu_count(machine)
+    r = found.get(f.group)
+    ratio = r.ratio if r is not None else None
+    if f.min_cpus is not None and cpus is not None and cpus < f.min_cpus:
+        return Outcome(ratio, "excluded", f"needs {f.min_cpus} CPUs, the run had {cpus}")
+    if ratio is None:
+        if r is None:
+            return Outcome(None, "missing", "missing from the results")
+        return Outcome(None, "missing", f"no ratio: subject {r.subject or 'missing'}, "
+                                        f"fastest baseline {r.best or 'missing'}")
+    if f.max_load_per_cpu is None:
+        return Outcome(ratio, "counted")
+    load = _group_load(benchmarks, f.group)
+    if load is None:
+        return Outcome(ratio, "counted", "load average not recorded, gated anyway")
+    if cpus is None:
+        return Outcome(ratio, "counted",
+                       f"load average {load:.2f}, CPU count not recorded, gated anyway")
+    limit = f.max_load_per_cpu * cpus
+    if load > limit:
+        return Outcome(ratio, "excluded",
+                       f"load average {load:.2f} > {limit:.2f} = {f.max_load_per_cpu:g} x "
+                       f"{cpus} CPUs: other processes held cores, so thread scaling "
+                       "measures the machine, not fastnn")
+    within = f"{limit:.2f} = {f.max_load_per_cpu:g} x {cpus} CPUs"
+    return Outcome(ratio, "counted", f"load average {load:.2f} <= {within}", load, within)
+
+
+def _notes(outcomes):
+    """The outcomes' notes as one string: once if every run says the same, else each
+    with its run number ("run 2: ..."); the loads of runs within one limit are listed
+    together ("load average 0.40, 0.52 <= 1.50 = ...")."""
+    notes = [o.note for o in outcomes]
+    if len(set(notes)) == 1:
+        return notes[0]
+    quiet = [(i, o) for i, o in enumerate(outcomes, 1) if o.limit is not None]
+    if len({o.limit for _, o in quiet}) != 1:
+        quiet = []
+    parts = []
+    if quiet:
+        loads = ", ".join(f"{o.load:.2f}" for _, o in quiet)
+        which = "" if len(quiet) == len(outcomes) else \
+            f" (run{'s' if len(quiet) > 1 else ''} {', '.join(str(i) for i, _ in quiet)})"
+        parts.append(f"load average {loads} <= {quiet[0][1].limit}{which}")
+    skip = {i for i, _ in quiet}
+    for i, o in enumerate(outcomes, 1):
+        if o.note and i not in skip:
+            counted = " (not counted)" if o.kind == "excluded" else ""
+            parts.append(f"run {i}{counted}: {o.note}")
+    return "; ".join(parts)
+
+
+def gate(runs, floors):
+    """One ``Verdict`` per floor, in the floors' order.
+
+    ``runs`` is a list of ``(benchmarks, machine_info)``, one per results file (each
+    file's ``cpu.count`` scales ``max_load_per_cpu`` and decides ``min_cpus``; when it is
+    absent both are ignored and the group is gated); ``floors`` is ``{group: Floor}``
+    with every floor set (``Floors.for_cpu(...).floors``).  A group is gated on the
+    median of its ratios over the runs that count: a run excluded by ``min_cpus`` or
+    ``max_load_per_cpu`` does not (and when none counts the group is not gated), a
+    required group missing from any run fails."""
+    found = [({r.group: r for r in rows(benchmarks)}, benchmarks, machine)
+             for benchmarks, machine in runs]
     verdicts = []
     for f in floors.values():
-        r = found.get(f.group)
-        ratio = r.ratio if r is not None else None
-        if f.min_cpus is not None and cpus is not None and cpus < f.min_cpus:
-            verdicts.append(Verdict(f, ratio, "not gated",
-                                    f"needs {f.min_cpus} CPUs, the run had {cpus}"))
-            continue
-        if ratio is None:
-            if r is None:
-                why = "missing from the results"
-            else:
-                why = (f"no ratio: subject {r.subject or 'missing'}, fastest baseline "
-                       f"{r.best or 'missing'}")
+        outcomes = tuple(_outcome(f, *run) for run in found)
+        missing = [o for o in outcomes if o.kind == "missing"]
+        counted = [o.ratio for o in outcomes if o.kind == "counted"]
+        if missing:
+            why = _notes(outcomes) if len(outcomes) == 1 else "; ".join(
+                f"run {i}: {o.note}" for i, o in enumerate(outcomes, 1) if o.kind == "missing")
             if f.required:
-                verdicts.append(Verdict(f, None, "MISSING", why))
+                verdicts.append(Verdict(f, None, "MISSING", why, outcomes))
             else:
-                verdicts.append(Verdict(f, None, "not gated", why + " (not required)"))
-            continue
-        note = ""
-        if f.max_load_per_cpu is not None:
-            load = _group_load(benchmarks, f.group)
-            if load is None:
-                note = "load average not recorded, gated anyway"
-            elif cpus is None:
-                note = f"load average {load:.2f}, CPU count not recorded, gated anyway"
-            else:
-                limit = f.max_load_per_cpu * cpus
-                if load > limit:
-                    verdicts.append(Verdict(
-                        f, ratio, "not gated",
-                        f"load average {load:.2f} > {limit:.2f} = {f.max_load_per_cpu:g} x "
-                        f"{cpus} CPUs: other processes held cores, so thread scaling "
-                        "measures the machine, not fastnn"))
-                    continue
-                note = (f"load average {load:.2f} <= {limit:.2f} = {f.max_load_per_cpu:g} x "
-                        f"{cpus} CPUs")
-        verdicts.append(Verdict(f, ratio, "ok" if ratio >= f.floor else "BELOW FLOOR", note))
+                verdicts.append(Verdict(f, None, "not gated", why + " (not required)",
+                                        outcomes))
+        elif not counted:
+            verdicts.append(Verdict(f, None, "not gated", _notes(outcomes), outcomes))
+        else:
+            ratio = _median(counted)
+            verdicts.append(Verdict(f, ratio, "ok" if ratio >= f.floor else "BELOW FLOOR",
+                                    _notes(outcomes), outcomes))
     return verdicts
 
 
-def gate_markdown(verdicts):
-    lines = ["| gated group | measured | floor | result |", "|---|---|---|---|"]
+def _run_cell(o):
+    if o.kind == "missing" or o.ratio is None:
+        return "-"
+    return f"{o.ratio:.2f}x" if o.kind == "counted" else f"({o.ratio:.2f}x)"
+
+
+def runs_text(v):
+    """The per-run ratios of a verdict, in file order (a run that does not count in
+    parentheses, one without the group as "-")."""
+    return ", ".join(_run_cell(o) for o in v.runs)
+
+
+def gate_markdown(verdicts, show_cpu=False):
+    """The gate's table; with several runs it shows each run's ratio next to their
+    median, and ``show_cpu`` names the CPU each floor comes from."""
+    several = any(len(v.runs) > 1 for v in verdicts)
+    if several:
+        lines = ["| gated group | per run | median | floor | result |",
+                 "|---|---|---|---|---|"]
+    else:
+        lines = ["| gated group | measured | floor | result |", "|---|---|---|---|"]
     for v in verdicts:
         group = v.floor.group.replace("|", "\\|")
         measured = f"{v.ratio:.2f}x" if v.ratio is not None else "-"
+        if several:
+            measured = f"{runs_text(v)} | {measured}"
+        floor = f"{v.floor.floor:g}x"
+        if show_cpu and v.floor.cpu:
+            floor += f" ({v.floor.cpu})"
         result = f"**{v.status}**" if v.failed else v.status
         if v.note:
             result += f" ({v.note})"
-        lines.append(f"| `{group}` | {measured} | {v.floor.floor:g}x | {result} |")
+        lines.append(f"| `{group}` | {measured} | {floor} | {result} |")
     return "\n".join(lines)
 
 
+def median_rows(all_benchmarks):
+    """``rows`` over several results files: per group (in the order first seen) the first
+    file's row with ``ratio`` the median of the files' ratios (None if none has one)."""
+    by_group = {}
+    for benchmarks in all_benchmarks:
+        for r in rows(benchmarks):
+            by_group.setdefault(r.group, []).append(r)
+    out = []
+    for members in by_group.values():
+        ratios = [r.ratio for r in members if r.ratio is not None]
+        bar = next((r.bar for r in members if r.bar is not None), None)
+        out.append(members[0]._replace(ratio=_median(ratios) if ratios else None, bar=bar,
+                                       scaling=any(r.scaling for r in members)))
+    return out
+
+
 # -- command line ----------------------------------------------------------------------
+def _gate_report(results, floors, cpu, floors_path):
+    """Print the gate's part of the report; the exit status (0 or 1)."""
+    selection = floors.for_cpu(cpu)
+    verdicts = gate([(r.benchmarks, r.machine) for r in results], selection.floors)
+    several = len(results) > 1
+    print()
+    if several:
+        files = ", ".join(f"{i}: {r.path}" for i, r in enumerate(results, 1))
+        print(f"Ratio gate ({floors_path}): each group's median speed-up over {len(results)} "
+              f"runs ({files}) against its floor")
+    else:
+        print(f"Ratio gate ({floors_path}): measured speed-up against its floor")
+    if selection.note:
+        print()
+        print(f"Floors: {selection.note}.")
+    print()
+    print(gate_markdown(verdicts, show_cpu=selection.fallback))
+    failed = [v for v in verdicts if v.failed]
+    skipped = [v for v in verdicts if v.status == "not gated"]
+    print()
+    for v in failed:
+        if v.status == "MISSING":
+            print(f"FAIL: {v.floor.group}: {v.note} (required by {floors_path})",
+                  file=sys.stderr)
+            continue
+        measured = f"{v.ratio:.2f}x" + (f" (median of {runs_text(v)})" if several else "")
+        print(f"FAIL: {v.floor.group}: {measured}, below its floor of {v.floor.floor:g}x"
+              + (f" for {v.floor.cpu}" if v.floor.cpu else ""), file=sys.stderr)
+    summary = (f"{len(verdicts) - len(failed) - len(skipped)} of {len(verdicts)} "
+               "groups at or above their floors")
+    if skipped:
+        summary += f", {len(skipped)} not gated ({', '.join(v.floor.group for v in skipped)})"
+    print(f"gate {'FAILED' if failed else 'passed'}: {summary}"
+          + (f"; {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.report",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("json_file", help="file written by --benchmark-json")
+    parser.add_argument("json_files", nargs="+", metavar="json_file",
+                        help="file written by --benchmark-json; with several (runs of the "
+                             "same benchmarks on one CPU), the checks use each group's "
+                             "median ratio over them and the tables describe the first")
     parser.add_argument("--gate", metavar="FLOORS", default=None,
                         help="floors file (bench/floors.json): fail (exit 1) if a gated "
                              "group's ratio is below its floor or a required group is missing")
@@ -395,55 +780,46 @@ def main(argv=None):
                         help="fail (exit 1) if any group misses its own bar")
     args = parser.parse_args(argv)
     try:
-        benchmarks, machine = load_results(args.json_file)
+        twice = sorted({p for p in args.json_files if args.json_files.count(p) > 1})
+        if twice:  # the same run counted twice would weigh the median
+            raise ReportError(f"results file(s) given more than once: {', '.join(twice)}")
+        results = [Results(p, *load_results(p)) for p in args.json_files]
+        cpu = results_cpu(results)
         floors = load_floors(args.gate) if args.gate is not None else None
     except ReportError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
-    print(f"<!-- generated by bench/report.py from {args.json_file}: "
-          f"{(machine.get('cpu') or {}).get('brand_raw', 'unknown CPU')}, "
-          f"Python {machine.get('python_version', '?')} -->")
-    print(markdown(benchmarks))
-    more = extras(benchmarks)
-    if more:
+    first = results[0]
+    print(header(first.path, first.machine))
+    print()
+    print(cpu_line(first.machine))
+    if len(results) > 1:
         print()
-        print(more)
+        print(f"The tables describe {first.path}, the first of {len(results)} results files; "
+              "the checks below use each group's median ratio over all of them ("
+              + ", ".join(r.path for r in results) + ").")
+    parts = [part for part in (markdown(first.benchmarks), extras(first.benchmarks)) if part]
+    for part in parts:
+        print()
+        print(part)
     status = 0
     if floors is not None:
-        verdicts = gate(benchmarks, floors, machine)
-        print()
-        print(f"Ratio gate ({args.gate}): measured speed-up against its floor")
-        print()
-        print(gate_markdown(verdicts))
-        failed = [v for v in verdicts if v.failed]
-        skipped = [v for v in verdicts if v.status == "not gated"]
-        print()
-        for v in failed:
-            if v.status == "MISSING":
-                print(f"FAIL: {v.floor.group}: {v.note} (required by {args.gate})",
-                      file=sys.stderr)
-            else:
-                print(f"FAIL: {v.floor.group}: {v.ratio:.2f}x, below its floor of "
-                      f"{v.floor.floor:g}x", file=sys.stderr)
-        summary = (f"{len(verdicts) - len(failed) - len(skipped)} of {len(verdicts)} "
-                   "groups at or above their floors")
-        if skipped:
-            summary += f", {len(skipped)} not gated ({', '.join(v.floor.group for v in skipped)})"
-        print(f"gate {'FAILED' if failed else 'passed'}: {summary}"
-              + (f"; {len(failed)} failed" if failed else ""))
-        status = 1 if failed else 0
+        status = _gate_report(results, floors, cpu, args.gate)
+    checked = (rows(first.benchmarks) if len(results) == 1
+               else median_rows([r.benchmarks for r in results]))
+    what = "" if len(results) == 1 else f" (median of {len(results)} runs)"
     if args.min_ratio is not None:
-        low = [r for r in rows(benchmarks)
+        low = [r for r in checked
                if r.ratio is not None and not r.scaling and r.ratio < args.min_ratio]
         for r in low:
-            print(f"FAIL: {r.group}: fastnn is only {r.ratio:.2f}x the fastest baseline "
-                  f"(< {args.min_ratio})", file=sys.stderr)
+            print(f"FAIL: {r.group}: fastnn is only {r.ratio:.2f}x{what} the fastest "
+                  f"baseline (< {args.min_ratio})", file=sys.stderr)
         status = status or (1 if low else 0)
     if args.check_bars:
-        missed = [r for r in rows(benchmarks)
+        missed = [r for r in checked
                   if r.bar is not None and r.ratio is not None and r.ratio < r.bar]
         for r in missed:
-            print(f"FAIL: {r.group}: {r.ratio:.2f}x, below its bar of {r.bar:g}x",
+            print(f"FAIL: {r.group}: {r.ratio:.2f}x{what}, below its bar of {r.bar:g}x",
                   file=sys.stderr)
         status = status or (1 if missed else 0)
     return status

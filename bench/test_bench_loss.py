@@ -8,16 +8,13 @@ Run from the repository root (not part of the default test run)::
 Each group (``benchmark.group = "<operation>|<network>|n=<samples>"``) holds every
 implementation of one workload; ``benchmark.extra_info["impl"]`` names it
 (``fastnn``, ``numpy``, ``numpy-prealloc``, ``notebook``).  Warm-up is on, so compile
-time is excluded; ``cold_start`` measures it separately.  Every group first checks that
-the implementations compute the same loss.  Data: ``nnfs`` ``spiral_data``, float32,
-without ``nnfs.init()`` (it would patch NumPy for this whole process).
+time is excluded; ``test_bench_cold_start.py`` measures it separately, in fresh
+processes.  Every group first checks that the implementations compute the same loss.
+Data: ``nnfs`` ``spiral_data``, float32, without ``nnfs.init()`` (it would patch NumPy
+for this whole process).
 """
 
 import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -232,33 +229,3 @@ def test_search_loop_numpy(benchmark, search_case):
     params = model.params.copy()
     benchmark(search_rounds(numpy_loss_fn(X, y, params, [2, 3, 3]), params))
 
-
-# -- cold start: a new process importing fastnn and evaluating once --------------------
-COLD_SCRIPT = (
-    "import numpy as np, fastnn; "
-    "fastnn.MLP([2, 3, 3], seed=0).evaluate(np.zeros((3, 2), np.float32), [0, 1, 2])"
-)
-
-
-def run_script(env_extra=None):
-    env = dict(os.environ, **(env_extra or {}))
-    subprocess.run([sys.executable, "-c", COLD_SCRIPT], cwd=ROOT, env=env, check=True,
-                   stdin=subprocess.DEVNULL)
-
-
-def test_cold_start_cached(benchmark):
-    """Process start + import + loading the kernels from numba's disk cache."""
-    setup(benchmark, "cold_start|2-3-3", "fastnn-disk-cache")
-    run_script()  # make sure the cache is filled
-    benchmark.pedantic(run_script, rounds=3, iterations=1)
-
-
-def test_cold_start_compile(benchmark):
-    """Process start + import + compiling the kernels (an empty NUMBA_CACHE_DIR)."""
-    setup(benchmark, "cold_start|2-3-3", "fastnn-compile")
-
-    def run():
-        with tempfile.TemporaryDirectory() as cache:
-            run_script({"NUMBA_CACHE_DIR": cache})
-
-    benchmark.pedantic(run, rounds=2, iterations=1)

@@ -9,6 +9,7 @@ time with ``fastnn.warmup()``.
 
 __version__ = "0.1.0"
 
+from ._config import target_info
 from .layers import (
     Activation_ReLU,
     Activation_Relu,
@@ -21,6 +22,7 @@ from .layers import (
 from .network import MLP
 from .noise import gaussian_noise
 from .search import History, SearchResult, search
+from .warmup import warmup  # the function; its module: from fastnn.warmup import ...
 
 __all__ = [
     "MLP",
@@ -36,29 +38,6 @@ __all__ = [
     "Loss_CategoricalCrossentropy",
     "accuracy",
     "warmup",
+    "target_info",
 ]
 
-
-def warmup(dtypes=("float32", "float64")):
-    """Compile (or load from the disk cache) every kernel for the given dtypes.
-
-    Call it once before fanning out to threads or processes, so they do not all compile
-    at the same time."""
-    import numpy as np
-
-    for dtype in dtypes:
-        x = np.zeros((2, 2), dtype=dtype)
-        y = np.array([0, 1])
-        net = MLP([2, 2, 2], seed=0, dtype=dtype)
-        net.evaluate(x, y)
-        net.forward(x)
-        net.predict(x)
-        layer = Dense_Layer(2, 2)
-        layer.weights = layer.weights.astype(dtype)
-        layer.biases = layer.biases.astype(dtype)
-        layer.forward(x)
-        relu, soft = Activation_Relu(), Activation_Softmax()
-        relu.forward(layer.output)
-        soft.forward(relu.output)
-        Loss_CategoricalCrossentropy().forward(soft.output, y)
-        accuracy(soft.output, y)

@@ -20,12 +20,6 @@ REPEATS = 12  # calls of each task per test, spread over the workers
 DTYPES = (np.float32, np.float64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compiled():
-    """Compile (or load) every kernel before fanning out, as the package advises."""
-    fastnn.warmup()
-
-
 @pytest.fixture(autouse=True)
 def global_rng():
     """Dense_Layer draws from NumPy's global RNG: leave it as we found it."""
