@@ -528,3 +528,70 @@ def test_cold_start_scripts_run_the_entry_points_as_written():
     bench = _load("fastnn_bench_cold_start_module_for_gate_tests",
                   ROOT / "bench" / "test_bench_cold_start.py")
     assert bench.CASES == [(e, s) for e in cold_start.ENTRY_POINTS for s in ("cold", "warm")]
+
+
+# -- floors per CPU, and the median of several runs ----------------------------------------
+G = "fused_loss|2-3-3|n=3000"
+
+
+def cpu_floors(path):
+    """A floors file where CPU 'fast' needs 10x on G and CPU 'slow' 5x."""
+    data = {"about": "test floors", "groups": {G: {"note": "per CPU"}},
+            "cpus": {"fast": {"about": "t", "floors": {G: {"floor": 10, "measured": [14]}}},
+                     "slow": {"about": "t", "floors": {G: {"floor": 5, "measured": [7]}}}}}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("llvm_cpu, ratio, status", [
+    ("fast", 7, 1),  # below the fast CPU's floor
+    ("fast", 11, 0),
+    ("slow", 7, 0),  # the same ratio passes on the slow CPU
+    ("slow", 4, 1),
+])
+def test_the_gate_uses_the_floors_of_the_cpu_the_results_record(tmp_path, capsys, llvm_cpu,
+                                                                 ratio, status):
+    results = write_results(tmp_path / "r.json", speedup(G, ratio), llvm_cpu=llvm_cpu)
+    got, out, err = run(capsys, results, cpu_floors(tmp_path / "f.json"))
+    assert got == status, out + err
+    assert "using the lowest" not in out
+
+
+@pytest.mark.parametrize("llvm_cpu", ["unknown9", None])
+def test_an_unknown_cpu_gets_the_lowest_known_floor_and_is_told(tmp_path, capsys, llvm_cpu):
+    path = tmp_path / "r.json"
+    write_results(path, speedup(G, 6), llvm_cpu=llvm_cpu)
+    if llvm_cpu is None:  # an old results file: no fastnn_target at all
+        data = json.loads(path.read_text())
+        del data["machine_info"]["fastnn_target"]
+        path.write_text(json.dumps(data))
+    status, out, err = run(capsys, path, cpu_floors(tmp_path / "f.json"))
+    assert status == 0, out + err  # 6x passes the slow CPU's 5x, not the fast one's 10x
+    assert "using the lowest of the known CPUs" in out
+    if llvm_cpu is not None:
+        assert f"no floors measured for CPU {llvm_cpu}" in out
+
+
+@pytest.mark.parametrize("ratios, status", [
+    ((20, 9, 21), 0),  # one bad run of three: the median passes
+    ((20, 9, 8), 1),  # two bad runs: the median fails
+    ((9, 9, 9), 1),
+])
+def test_the_gate_takes_the_median_of_several_runs(tmp_path, capsys, ratios, status):
+    files = [write_results(tmp_path / f"r{i}.json", speedup(G, r))
+             for i, r in enumerate(ratios)]
+    floors = write_floors(tmp_path / "f.json", {G: {"floor": 10}})
+    got = report.main([*map(str, files), "--gate", str(floors)])
+    out, err = capsys.readouterr()
+    assert got == status, out + err
+    median = sorted(ratios)[1]
+    assert f"{median:.2f}x" in out
+    assert all(f"{r:.2f}x" in out for r in ratios)  # each run's ratio is shown
+
+
+def test_a_missing_file_among_several_is_an_error(tmp_path, capsys):
+    good = write_results(tmp_path / "r.json", speedup(G, 20))
+    floors = write_floors(tmp_path / "f.json", {G: {"floor": 10}})
+    got = report.main([str(good), str(tmp_path / "missing.json"), "--gate", str(floors)])
+    out, err = capsys.readouterr()
+    assert got == 2 and "missing.json" in err
