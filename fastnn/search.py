@@ -504,14 +504,6 @@ def _on_main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
-def _one_thread(fn):
-    """``fn`` run with one Numba thread."""
-    def call(*args):
-        with _numba_threads(1):
-            return fn(*args)
-    return call
-
-
 def _time_eval(x, labels, net, work, loss):
     """Seconds per loss evaluation (best of three; the kernel is already compiled)."""
     best = math.inf
