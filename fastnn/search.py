@@ -7,20 +7,16 @@ progress, calls the callback, honours Ctrl-C and writes checkpoints.  Results de
 only on the arguments and the seed, never on threads, chunking or timing.
 """
 
-import contextlib
 import math
 import numbers
-import os
-import signal
-import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
+from . import driver
 from ._validation import (
     as_labels,
     as_matrix,
@@ -30,7 +26,7 @@ from ._validation import (
     float_dtype,
     resolve_dtype,
 )
-from .checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import fingerprint
 from .kernels import search as ks
 from .kernels.network import loss_family, loss_kernel
 from .network import MLP, make_work
@@ -43,9 +39,7 @@ _STOP_REASONS = {ks.TARGET_REACHED: "target_loss", ks.PATIENCE_EXHAUSTED: "patie
 #: and memory stays bounded (24 bytes per entry; fewer per chain when there are many)
 _HISTORY_CAP = 1 << 16
 _HISTORY_BYTES = 1 << 25
-#: wall time aimed at per chunk: short enough for a live progress bar and a prompt
-#: Ctrl-C, long enough that the per-chunk Python work (~20 us) is lost in the noise
-_CHUNK_SECONDS = 0.2
+#: steps in the first timed chunk (``driver.drive`` sizes the next ones)
 _FIRST_CHUNK = 64
 #: a parallel region costs about this much (omp/tbb; Numba's workqueue layer ~100x
 #: more): run a step's candidates in parallel only when they take many times longer
@@ -134,7 +128,7 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
     x = as_matrix(X, "X", n_cols=net.sizes[0], dtype=net.dtype, check=False)
     labels = as_labels(y, x.shape[0], net.sizes[-1], check=False)
     labels = np.ascontiguousarray(labels, dtype=np.int64)  # one kernel signature
-    with _numba_threads(opts["threads"]):  # before the mode is picked from the count
+    with driver.numba_threads(opts["threads"]):  # before the mode is picked from the count
         run = _Run(net, x, labels, opts)
         try:
             run.execute()
@@ -144,7 +138,7 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
     result = run.result()
     net.store(result.params)
     if opts["checkpoint"] is not None:  # after the model holds the result: nothing lost
-        run.save(opts["checkpoint"])
+        driver.save(run, opts["checkpoint"])
     return result
 
 
@@ -156,15 +150,10 @@ def _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
     iterations = as_positive_int(iterations, "iterations")
     if iterations > 2 ** 62:
         raise ValueError(f"iterations must be <= 2**62, got {iterations}")
-    scale = _positive_float(scale, "scale")
+    scale = driver.positive_float(scale, "scale")
     candidates = as_positive_int(candidates, "candidates")
     chains = as_positive_int(chains, "chains")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy) % 2 ** 64
-    elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    elif not 0 <= seed < 2 ** 64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    seed = driver.check_seed(seed)
     if not isinstance(adapt, (bool, np.bool_)):
         raise TypeError(f"adapt must be True or False, got {adapt!r}")
     if adapt and strategy != "perturb":
@@ -183,48 +172,16 @@ def _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
         parallel = False
     else:
         raise ValueError(f"parallel must be one of {PARALLEL_MODES}, got {parallel!r}")
-    if threads is not None:
-        threads = as_positive_int(threads, "threads")
-        if threads > numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"threads must be <= {numba.config.NUMBA_NUM_THREADS} "
-                             f"(NUMBA_NUM_THREADS), got {threads}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    checkpoint_every = _positive_float(checkpoint_every, "checkpoint_every")
-    checkpoint = _writable_path(checkpoint, "checkpoint")
-    if resume is not None and not isinstance(resume, (str, os.PathLike)):
-        raise TypeError(f"resume must be a path (str or os.PathLike) or None, "
-                        f"got {type(resume).__name__}")
+    threads = driver.check_threads(threads)
+    callback = driver.check_callback(callback)
+    checkpoint_every = driver.positive_float(checkpoint_every, "checkpoint_every")
+    checkpoint = driver.writable_path(checkpoint, "checkpoint")
+    resume = driver.check_resume(resume)
     return dict(strategy=strategy, iterations=iterations, scale=scale, candidates=candidates,
                 chains=chains, seed=int(seed), adapt=bool(adapt),
                 target_loss=float(target_loss), patience=patience, parallel=parallel,
                 threads=threads, progress=bool(progress), callback=callback,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
-
-
-def _writable_path(path, name):
-    """``path`` if a file can be created there (checked before the search runs, not
-    after it, when the result would be lost), else a TypeError/ValueError naming it."""
-    if path is None:
-        return None
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike) or None, "
-                        f"got {type(path).__name__}")
-    folder = os.path.dirname(os.path.abspath(os.fspath(path))) or "."
-    if not os.path.isdir(folder):
-        raise ValueError(f"{name}: directory {folder!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{name}: directory {folder!r} is not writable")
-    return path
-
-
-def _positive_float(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
 
 
 class _Network:
@@ -291,9 +248,11 @@ class _Network:
         return cls(np.array(sizes, dtype=np.int64), params, store)
 
 
-class _Run:
-    """One search's state (one row per chain, updated in place by the kernels) and the
-    chunk loop around the compiled kernels."""
+class _Run(driver.Run):
+    """One search's state (one row per chain, updated in place by the kernels) and its
+    compiled chunks, for ``driver.drive``: a unit is a step of every running chain."""
+
+    name = "search"
 
     def __init__(self, net, x, labels, opts):
         self.net, self.x, self.labels, self.opts = net, x, labels, opts
@@ -342,16 +301,10 @@ class _Run:
     _STATE = ("cur", "loss", "correct", "sigma", "step", "last", "status", "evals")
 
     def _resume(self, path):
-        arrays, meta = load_checkpoint(path)
-        check_compatible(path, meta, self.meta)
+        arrays = driver.restore(path, self.meta, {name: getattr(self, name)
+                                                  for name in self._STATE})
         for name in self._STATE:
-            old = getattr(self, name)
-            new = arrays.get(name)
-            if new is None or new.shape != old.shape or new.dtype != old.dtype:
-                from .checkpoint import CheckpointError
-                raise CheckpointError(f"checkpoint {str(path)!r} is missing or has a malformed "
-                                      f"'{name}' array; start a new checkpoint")
-            old[...] = new
+            getattr(self, name)[...] = arrays[name]
         if self.step.max() > self.opts["iterations"]:
             raise ValueError(f"iterations={self.opts['iterations']} is fewer than the "
                              f"{int(self.step.max())} steps already done in {str(path)!r}")
@@ -364,7 +317,7 @@ class _Run:
 
     def _pick_mode(self, n_params):
         wanted = self.opts["parallel"]
-        if wanted is False or not _on_main_thread():
+        if wanted is False or not driver.on_main_thread():
             return "serial"  # the nogil serial kernel: safe from any Python thread
         if wanted is not None:
             return wanted
@@ -373,19 +326,21 @@ class _Run:
         if self.opts["chains"] > 1:
             return "chains"
         k = self.opts["candidates"]
-        region = _REGION_SECONDS.get(_threading_layer(), 2e-4)
+        region = _REGION_SECONDS.get(driver.threading_layer(), 2e-4)
         if k >= 2 * numba.get_num_threads() and k * self.t_eval > 20 * region:
             return "candidates"
         return "serial"
 
-    # -- the chunk loop ---------------------------------------------------------------
+    # -- the chunks -------------------------------------------------------------------
     def execute(self):
+        """Set up the kernel and its buffers, compile (or load) it untimed, then
+        ``driver.drive`` the chunks."""
         o = self.opts
         r, p, k = o["chains"], self.net.params.shape[0], o["candidates"]
         dt = self.net.dtype
         cap = min(_HISTORY_CAP, max(1024, _HISTORY_BYTES // (24 * r)), o["iterations"])
-        hist = (np.zeros((r, cap), np.int64), np.zeros((r, cap)), np.zeros((r, cap), np.int64),
-                np.zeros(r, np.int64))
+        self.hist = (np.zeros((r, cap), np.int64), np.zeros((r, cap)),
+                     np.zeros((r, cap), np.int64), np.zeros(r, np.int64))
         # parameter rows padded to whole cache lines: no two threads write one line;
         # chains keep their current parameters in the second half of ``best``
         row = -(-2 * p * dt.itemsize // 64) * 64 // dt.itemsize
@@ -393,52 +348,41 @@ class _Run:
             work = make_work(self.net.sizes, dt, self.x.shape[0],
                              count=numba.config.NUMBA_NUM_THREADS)
             trial, best = np.zeros((k, row), dt), np.zeros(k)
-            fn = ks.candidates_kernel(self.family)
+            self.fn = ks.candidates_kernel(self.family)
         else:
             work = make_work(self.net.sizes, dt, self.x.shape[0], count=r)
             trial, best = np.zeros((r, row), dt), np.zeros((r, row), dt)
             serial, parallel = ks.chain_kernels(self.family)
-            fn = parallel if self.mode == "chains" else serial
-        args = (self.x, self.labels, self.net.sizes, np.uint64(o["seed"]),
-                o["strategy"] == "random", np.int64(k))
-        kopts = (o["adapt"], o["target_loss"], np.int64(o["patience"]), o["scale"])
-        state = (work, trial, best, self.cur, self.loss, self.correct, self.sigma, self.step,
-                 self.last, self.status, self.evals, *hist)
-        fn(*args, np.int64(0), kopts, *state)  # compile or load it: no steps, untimed
-        bar = _progress_bar(o, self) if o["progress"] else None
-        chunk = min(_FIRST_CHUNK, cap)
+            self.fn = parallel if self.mode == "chains" else serial
+        self.args = (self.x, self.labels, self.net.sizes, np.uint64(o["seed"]),
+                     o["strategy"] == "random", np.int64(k))
+        self.kopts = (o["adapt"], o["target_loss"], np.int64(o["patience"]), o["scale"])
+        self.kstate = (work, trial, best, self.cur, self.loss, self.correct, self.sigma,
+                       self.step, self.last, self.status, self.evals, *self.hist)
+        self.fn(*self.args, np.int64(0), self.kopts, *self.kstate)  # compile: no steps
         self.t0 = time.perf_counter()
-        last_save = self.t0
         try:
-            with _sigint_as_flag() as interrupted:
-                while self._running():
-                    lo = int(self.step[self.status == ks.RUNNING].min())
-                    step_end = min(o["iterations"], lo + chunk)
-                    t = time.perf_counter()
-                    fn(*args, np.int64(step_end), kopts, *state)
-                    took = time.perf_counter() - t
-                    self._collect(hist)
-                    if took > 0:  # next chunk: about _CHUNK_SECONDS of work
-                        chunk = int(min(max(chunk * _CHUNK_SECONDS / took, 1), chunk * 64, cap))
-                    if bar is not None:
-                        _update_bar(bar, self)
-                    if o["callback"] is not None and o["callback"](self.result()):
-                        self.stopped = "callback"
-                    if interrupted():
-                        self.stopped = "interrupted"
-                    now = time.perf_counter()
-                    if o["checkpoint"] is not None and now - last_save >= o["checkpoint_every"]:
-                        self._save_or_warn(o["checkpoint"])
-                        last_save = now
+            driver.drive(self, progress=o["progress"], callback=o["callback"],
+                         checkpoint=o["checkpoint"], checkpoint_every=o["checkpoint_every"],
+                         first_chunk=_FIRST_CHUNK, max_chunk=cap)
         finally:
             self.seconds = time.perf_counter() - self.t0
-            if bar is not None:
-                bar.close()
 
-    def _running(self):
+    def running(self):
         if self.stopped is not None:
             return False
         return bool(np.any((self.status == ks.RUNNING) & (self.step < self.opts["iterations"])))
+
+    def advance(self, budget):
+        lo = int(self.step[self.status == ks.RUNNING].min())
+        step_end = min(self.opts["iterations"], lo + budget)
+        self.fn(*self.args, np.int64(step_end), self.kopts, *self.kstate)
+        self._collect(self.hist)
+
+    def progress(self):
+        rate = self.evals.sum() / max(self._elapsed(), 1e-9)
+        return (int(self.step.sum()), self.opts["iterations"] * self.opts["chains"],
+                dict(loss=f"{self.loss.min():.6g}", evals_per_s=f"{rate:.3g}"))
 
     def _collect(self, hist):
         steps, losses, correct, counts = hist
@@ -454,7 +398,7 @@ class _Run:
             return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
 
-    def save(self, path):
+    def state(self):
         arrays = {name: getattr(self, name) for name in self._STATE}
         hs = [self._history(c) for c in range(self.cur.shape[0])]
         arrays["hist_chain"] = np.concatenate(
@@ -462,16 +406,7 @@ class _Run:
         for i, name in enumerate(("hist_step", "hist_loss", "hist_correct")):
             arrays[name] = np.concatenate([h[i] for h in hs])
         arrays["seconds"] = np.float64(self.seconds_before + self._elapsed())
-        save_checkpoint(path, arrays, self.meta)
-
-    def _save_or_warn(self, path):
-        """A periodic checkpoint; if it cannot be written (disk full...), warn and go
-        on: the previous checkpoint is intact and the search is not thrown away."""
-        try:
-            self.save(path)
-        except OSError as exc:
-            warnings.warn(f"fastnn.search: could not write checkpoint {str(path)!r}: {exc}",
-                          RuntimeWarning, stacklevel=4)
+        return arrays, self.meta
 
     def _elapsed(self):
         t0 = getattr(self, "t0", None)
@@ -500,10 +435,6 @@ class _Run:
             mode=self.mode)
 
 
-def _on_main_thread():
-    return threading.current_thread() is threading.main_thread()
-
-
 def _time_eval(x, labels, net, work, loss):
     """Seconds per loss evaluation (best of three; the kernel is already compiled)."""
     best = math.inf
@@ -512,61 +443,3 @@ def _time_eval(x, labels, net, work, loss):
         loss(x, labels, net.params, net.sizes, work, False, True, False)
         best = min(best, time.perf_counter() - t)
     return best
-
-
-def _threading_layer():
-    """Numba's threading layer, starting its threads if needed (None if unknown)."""
-    try:
-        return numba.threading_layer()
-    except ValueError:  # not started yet
-        try:
-            from numba.np.ufunc.parallel import _launch_threads
-            _launch_threads()
-            return numba.threading_layer()
-        except Exception:  # noqa: BLE001 - internal API: fall back to "unknown"
-            return None
-
-
-@contextlib.contextmanager
-def _numba_threads(n):
-    """Use ``n`` Numba threads in this thread for the duration (None: leave as is)."""
-    if n is None:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _sigint_as_flag():
-    """Turn Ctrl-C into a flag checked between chunks, so an interrupt never lands
-    halfway through updating the state (on the main thread; elsewhere a
-    KeyboardInterrupt cannot reach us anyway)."""
-    hits = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
-    try:
-        yield lambda: bool(hits)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _progress_bar(opts, run):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=opts["iterations"] * opts["chains"], unit="step", dynamic_ncols=True,
-                initial=int(run.step.sum()), desc="search")
-
-
-def _update_bar(bar, run):
-    bar.n = int(run.step.sum())
-    rate = run.evals.sum() / max(run._elapsed(), 1e-9)
-    bar.set_postfix(loss=f"{run.loss.min():.6g}", evals_per_s=f"{rate:.3g}", refresh=False)
-    bar.refresh()

@@ -785,7 +785,7 @@ def test_resume_equals_an_uninterrupted_run(case, tmp_path):
 def small_chunks(monkeypatch):
     """Chunks of a few steps (results must not depend on the chunking)."""
     monkeypatch.setattr(search_module, "_FIRST_CHUNK", 3)
-    monkeypatch.setattr(search_module, "_CHUNK_SECONDS", 1e-5)
+    monkeypatch.setattr(fastnn.driver, "CHUNK_SECONDS", 1e-5)
 
 
 def test_chunking_changes_nothing(monkeypatch):
