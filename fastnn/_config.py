@@ -136,6 +136,18 @@ def specialise(fn, suffix, callees, **options):
     return KERNELS[name]
 
 
+_HELPERS = {}
+
+
+def specialise_helper(fn, suffix, callees):
+    """``specialise`` for a helper (``HELPER`` options: no disk cache of its own, no
+    Python wrapper): compiled into the kernels that call it.  Made once per process."""
+    name = f"{fn.__qualname__}__{suffix}"
+    if name not in _HELPERS:
+        _HELPERS[name] = numba.njit(**HELPER)(_renamed(fn, suffix, callees))
+    return _HELPERS[name]
+
+
 def _options_suffix(options):
     return "_".join(f"{key}_{value}" for key, value in sorted(options.items()))
 
