@@ -34,9 +34,18 @@ What each benchmark is comes from its ``extra_info``:
 * ``role`` (``"subject"`` or ``"baseline"``) overrides that, for groups comparing
   fastnn with itself (``fastnn-2-threads`` against ``fastnn-1-thread``); such groups
   also set ``scaling=True``: their ratio is a parallel speed-up, which ``--min-ratio``
-  does not gate (no speed-up reaches 2 on 2 cores).
+  does not gate (no speed-up reaches 2 on 2 cores).  ``"reference"``: shown in the
+  table, never compared with (plain NumPy beside a thread-scaling group).
 * ``bar`` (on the subject): the ratio the group should reach (an issue's target);
   shown in the table, and ``--check-bars`` exits with status 1 when one is missed.
+* ``bars`` (on the subject, ``{impl: ratio}``): bars against particular baselines
+  (issue 9: fastnn >= 15x the book's classes, >= 10x NumPy, >= 3x JAX, all in one
+  group).  Each adds a row ``"<group> vs <impl>"`` (``VERSUS``) after its group, with
+  the ratio against that baseline and its bar: shown, checked by ``--check-bars`` and
+  gated like any group when a floors file names it (a floor against one baseline does
+  not move when an optional, faster peer is installed or not).  A baseline absent from
+  the run leaves its row without a ratio ("not in this run"), so it is not checked.
+* ``epochs`` (training epochs per round): adds a table of microseconds per epoch.
 * ``evaluations`` (network evaluations per round): adds a throughput table
   (evaluations per second of the median round); ``threading_layer``, ``threads``
   and ``load_average`` (the machine's, as the benchmark started) are printed under it.
@@ -63,6 +72,8 @@ from typing import NamedTuple
 SUBJECT = "fastnn"
 #: ... and of the implementations it is compared with (the fastest one is used).
 BASELINES = ("numpy", "numpy-prealloc", "numpy-vectorised", "notebook")
+#: joins a group and a baseline in the name of a per-baseline row (``bars``)
+VERSUS = " vs "
 
 
 class Row(NamedTuple):
@@ -73,6 +84,7 @@ class Row(NamedTuple):
     ratio: float | None  # best baseline median / subject median
     bar: float | None  # the ratio the group should reach
     scaling: bool  # fastnn against itself (a parallel speed-up)
+    versus: str | None = None  # a per-baseline row (``bars``): that baseline
 
 
 def _fmt_time(seconds):
@@ -95,12 +107,15 @@ def _role(b):
     role = _info(b).get("role")
     if role in ("subject", "baseline"):
         return role
+    if role == "reference":
+        return None
     impl = _impl(b)
     return "subject" if impl == SUBJECT else "baseline" if impl in BASELINES else None
 
 
 def rows(benchmarks):
-    """One ``Row`` per group, in the order the groups first appear.
+    """One ``Row`` per group, in the order the groups first appear, each followed by
+    its per-baseline rows (``bars``, ``versus`` set).
 
     ``benchmarks`` are dicts shaped like the entries of ``--benchmark-json``'s
     ``"benchmarks"`` list (``group``, ``name``, ``extra_info``, ``stats.median``)."""
@@ -121,6 +136,16 @@ def rows(benchmarks):
         scaling = any(_info(b).get("scaling") for b in members)
         out.append(Row(group, medians, subject, best, ratio, bars[0] if bars else None,
                        scaling))
+        versus = next((_info(b)["bars"] for b in subjects
+                       if isinstance(_info(b).get("bars"), dict)), {})
+        for impl, bar in versus.items():
+            there = {k: medians[k] for k in (subject, impl) if k in medians}
+            ratio = None
+            if impl in medians and impl != subject and medians[subject] > 0:
+                ratio = medians[impl] / medians[subject]
+            out.append(Row(f"{group}{VERSUS}{impl}", there, subject,
+                           impl if ratio is not None else None, ratio,
+                           float(bar) if _is_number(bar) else None, scaling, impl))
     return out
 
 
@@ -153,6 +178,9 @@ def markdown(benchmarks):
         speedup = f"**{r.ratio:.1f}x** (vs {r.best})" if r.ratio is not None else "-"
         if r.bar is not None and r.ratio is not None:
             speedup += f"; bar {r.bar:g}x {'met' if r.ratio >= r.bar else 'MISSED'}"
+        elif r.versus is not None and r.ratio is None:
+            speedup += f" ({r.versus} not in this run" + (
+                f": bar {r.bar:g}x not checked)" if r.bar is not None else ")")
         group = r.group.replace("|", "\\|")  # a bare | would split the table cell
         lines.append(f"| `{group}` | {subject} | {others or '-'} | {speedup} |")
     return "\n".join(lines)
@@ -221,9 +249,9 @@ def cold_start_markdown(benchmarks):
 
 def extras(benchmarks):
     """Markdown for what the ratio table leaves out: a throughput table of the
-    benchmarks that report search evaluations, the cold-start table, the Numba
-    threading set-up and the machine's load they ran with; "" if none recorded any of
-    these."""
+    benchmarks that report search evaluations, the time per epoch of those that report
+    training epochs, the cold-start table, the Numba threading set-up and the machine's
+    load they ran with; "" if none recorded any of these."""
     lines = []
     order = {r.group: i for i, r in enumerate(rows(benchmarks))}
     counted = sorted((b for b in benchmarks if _info(b).get("evaluations")),
@@ -236,6 +264,17 @@ def extras(benchmarks):
             rate = _fmt_rate(n / median) if median > 0 else "-"
             group = (b.get("group") or "").replace("|", "\\|")
             lines.append(f"| `{group}` | {_impl(b)} | {n:,} | {rate} |")
+    trained = sorted((b for b in benchmarks
+                      if _is_number(_info(b).get("epochs")) and _info(b)["epochs"] > 0),
+                     key=lambda b: order[b.get("group") or ""])
+    if trained:
+        lines += ([""] if lines else []) + [
+            "| workload | implementation | epochs per round | µs per epoch |",
+            "|---|---|---|---|"]
+        for b in trained:
+            n, median = _info(b)["epochs"], b["stats"]["median"]
+            group = (b.get("group") or "").replace("|", "\\|")
+            lines.append(f"| `{group}` | {_impl(b)} | {n:,} | {median / n * 1e6:.1f} |")
     cold = cold_start_markdown(benchmarks)
     if cold:
         lines += ([""] if lines else []) + [cold]
@@ -579,7 +618,8 @@ def _cpu_count(machine):
 
 def _group_load(benchmarks, group):
     """The highest 1-minute load average recorded by the group's benchmarks (each
-    records it as it starts), or None."""
+    records it as it starts), or None.  A per-baseline row's are its group's."""
+    group = group.partition(VERSUS)[0]
     loads = [float(_info(b)["load_average"]) for b in benchmarks
              if (b.get("group") or "") == group and _is_number(_info(b).get("load_average"))]
     return max(loads) if loads else None

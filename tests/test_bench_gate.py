@@ -133,11 +133,17 @@ def _bench_groups():
     groups |= {w.group(w.iterations) for w in (search.BOOK, search.WIDE)}
     groups |= {search.BOOK.group(steps, name)
                for name, (_, _, steps, _) in search.THREAD_GROUPS.items()}
+    train = _load("fastnn_bench_train_for_gate_tests", ROOT / "bench" / "test_bench_train.py")
+    book = train.group("book", train.BOOK_SAMPLES, train.BOOK_EPOCHS)
+    groups |= {book, train.group("large", train.LARGE_SAMPLES, train.LARGE_EPOCHS)}
+    groups |= {f"{book}{report.VERSUS}{impl}" for impl in train.BARS}  # per-baseline rows
     return groups
 
 
 def test_real_floors_name_groups_that_the_benchmarks_define():
     defined = _bench_groups()
+    assert {"train_book|2-64-3|n=300|10001_epochs vs numpy-vectorised",
+            "train_large|2-64-3|n=30000|100_epochs"} <= defined
     missing = set(REAL_FILE["groups"]) - defined
     assert not missing, f"bench/floors.json gates groups no benchmark defines: {missing}"
 
@@ -595,3 +601,97 @@ def test_a_missing_file_among_several_is_an_error(tmp_path, capsys):
     got = report.main([str(good), str(tmp_path / "missing.json"), "--gate", str(floors)])
     out, err = capsys.readouterr()
     assert got == 2 and "missing.json" in err
+
+
+# -- per-baseline bars (issue 9's training benchmarks), references, time per epoch -------
+TRAIN = "train_book|2-64-3|n=300|10001_epochs"
+
+
+def training_run(jax=True, bars=None):
+    """fastnn against the book's classes (20x), NumPy (12x) and, optionally, JAX (2.5x),
+    per-baseline bars on fastnn's entry as bench/test_bench_train.py records them."""
+    bars = {"book": 15, "numpy-vectorised": 10, "jax": 3} if bars is None else bars
+    epochs = 10_001
+    out = [entry(TRAIN, "fastnn", 0.1, role="subject", epochs=epochs, bars=bars),
+           entry(TRAIN, "book", 2.0, role="baseline", epochs=epochs),
+           entry(TRAIN, "numpy-vectorised", 1.2, role="baseline", epochs=epochs)]
+    if jax:
+        out.append(entry(TRAIN, "jax", 0.25, role="baseline", epochs=epochs))
+    return out
+
+
+def test_per_baseline_bars_get_a_row_each():
+    found = {r.group: r for r in report.rows(training_run())}
+    assert list(found) == [TRAIN] + [f"{TRAIN} vs {impl}"
+                                     for impl in ("book", "numpy-vectorised", "jax")]
+    # the group itself: against its fastest baseline, as before
+    assert found[TRAIN].best == "jax" and found[TRAIN].ratio == pytest.approx(2.5)
+    assert found[TRAIN].bar is None and found[TRAIN].versus is None
+    for impl, ratio, bar in (("book", 20, 15), ("numpy-vectorised", 12, 10), ("jax", 2.5, 3)):
+        r = found[f"{TRAIN} vs {impl}"]
+        assert (r.versus, r.best, r.subject, r.bar) == (impl, impl, "fastnn", bar)
+        assert r.ratio == pytest.approx(ratio) and set(r.medians) == {"fastnn", impl}
+
+
+def test_check_bars_fails_on_a_missed_per_baseline_bar_only(tmp_path, capsys):
+    results = write_results(tmp_path / "r.json", training_run())
+    status = report.main([str(results), "--check-bars"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert f"FAIL: {TRAIN} vs jax: 2.50x, below its bar of 3x" in err
+    assert err.count("FAIL") == 1
+    assert "**20.0x** (vs book); bar 15x met" in out
+    assert "**2.5x** (vs jax); bar 3x MISSED" in out
+    met = write_results(tmp_path / "met.json", training_run(bars={"book": 15, "jax": 2}))
+    assert report.main([str(met), "--check-bars"]) == 0
+
+
+def test_a_per_baseline_bar_without_its_baseline_is_shown_and_not_checked(tmp_path, capsys):
+    """An optional peer not installed: its row says so; nothing fails."""
+    results = write_results(tmp_path / "r.json", training_run(jax=False))
+    status = report.main([str(results), "--check-bars"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "- (jax not in this run: bar 3x not checked)" in out
+    found = {r.group: r for r in report.rows(training_run(jax=False))}
+    assert found[TRAIN].best == "numpy-vectorised"  # the fastest baseline present
+    assert found[f"{TRAIN} vs jax"].ratio is None
+
+
+def test_a_floor_can_gate_one_per_baseline_row(tmp_path, capsys):
+    """A floor on ``"<group> vs <impl>"`` stays the same whether a faster optional peer
+    ran or not; an absent peer's row is missing (a floor on it: ``required: false``)."""
+    floors = write_floors(tmp_path / "f.json", {
+        f"{TRAIN} vs numpy-vectorised": {"floor": 8},
+        f"{TRAIN} vs jax": {"floor": 2, "required": False}})
+    cell = TRAIN.replace("|", "\\|")  # as the table escapes it
+    numpy_row = f"| `{cell} vs numpy-vectorised` | 12.00x | 8x | ok"
+    for jax in (True, False):
+        results = write_results(tmp_path / "r.json", training_run(jax=jax))
+        status, out, err = run(capsys, results, floors)
+        assert status == 0, err
+        assert numpy_row in out
+    raised = write_floors(tmp_path / "g.json", {f"{TRAIN} vs book": {"floor": 25}})
+    status, _, err = run(capsys, results, raised)
+    assert status == 1 and f"FAIL: {TRAIN} vs book: 20.00x, below its floor of 25x" in err
+
+
+def test_a_reference_is_shown_but_never_the_baseline():
+    """``role="reference"``: NumPy beside a thread-scaling group, even when faster than
+    fastnn on one thread."""
+    group = "train_large|2-64-3|n=30000|100_epochs"
+    info = {"scaling": True, "epochs": 100}
+    benchmarks = [entry(group, "numpy-vectorised", 0.5, role="reference", **info),
+                  entry(group, "fastnn-1-thread", 1.0, role="baseline", **info),
+                  entry(group, "fastnn-2-threads", 0.55, role="subject", bar=1.7, **info)]
+    (r,) = report.rows(benchmarks)
+    assert r.best == "fastnn-1-thread" and r.ratio == pytest.approx(1 / 0.55)
+    assert "numpy-vectorised 500.00 ms" in report.markdown(benchmarks)
+
+
+def test_the_report_shows_microseconds_per_epoch(tmp_path, capsys):
+    out = report_out(capsys, write_report_input(tmp_path / "r.json", training_run()))
+    assert "| workload | implementation | epochs per round | µs per epoch |" in out
+    group = TRAIN.replace("|", "\\|")
+    assert f"| `{group}` | fastnn | 10,001 | 10.0 |" in out
+    assert f"| `{group}` | book | 10,001 | 200.0 |" in out
