@@ -48,7 +48,14 @@ def make_work(sizes, dtype, max_samples=None, count=None):
         while block > _MIN_BLOCK and block // 2 >= max_samples:
             block //= 2
     shape = (rows, block) if count is None else (count, rows, block)
-    n = int(np.prod(shape))  # block * itemsize is a multiple of 64: every slab aligned
+    return aligned_zeros(shape, dtype)  # block * itemsize is a multiple of 64: every slab
+
+
+def aligned_zeros(shape, dtype):
+    """A zeroed C-contiguous array whose data starts on a 64-byte boundary (a cache line,
+    and the widest vector load)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
     pad = 64 // dtype.itemsize
     raw = np.zeros(n + pad, dtype=dtype)
     start = (-raw.ctypes.data % 64) // dtype.itemsize
