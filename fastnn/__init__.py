@@ -1,8 +1,11 @@
 """fastnn: "Neural Networks from Scratch" networks and random search, compiled with Numba.
 
-Drop-in notebook classes (``Dense_Layer``, ``Activation_Relu``, ``Activation_Softmax``,
-``Loss_CategoricalCrossentropy`` and the book's ``Layer_Dense``/``Activation_ReLU``) and
-``MLP``, a network of any depth with a fused, vectorised loss kernel.  Nothing is
+Drop-in classes for the seed notebook (``Dense_Layer``, ``Activation_Relu``,
+``Activation_Softmax``, ``Loss_CategoricalCrossentropy``) and the nnfs book's training
+chapters (``Layer_Dense`` with ``backward`` and L1/L2, ``Activation_ReLU``,
+``Layer_Dropout``, ``Layer_Input``, ``Activation_Softmax_Loss_CategoricalCrossentropy``,
+``Loss``, ``Accuracy_Categorical``, ``Optimizer_SGD``/``Adagrad``/``RMSprop``/``Adam``),
+and ``MLP``, a network of any depth with a fused, vectorised loss kernel.  Nothing is
 compiled at import; kernels compile on first use (and are cached on disk), or ahead of
 time with ``fastnn.warmup()``.
 """
@@ -16,11 +19,26 @@ from .layers import (
     Activation_Softmax,
     Dense_Layer,
     Layer_Dense,
+    Layer_Dropout,
+    Layer_Input,
+)
+from .losses import (
+    Accuracy,
+    Accuracy_Categorical,
+    Activation_Softmax_Loss_CategoricalCrossentropy,
+    Loss,
     Loss_CategoricalCrossentropy,
     accuracy,
 )
 from .network import MLP
 from .noise import gaussian_noise
+from .optimizers import (
+    Optimizer_Adagrad,
+    Optimizer_Adam,
+    Optimizer_RMSprop,
+    Optimizer_SGD,
+    optimizer_settings,
+)
 from .search import History, SearchResult, search
 from .warmup import warmup  # the function; its module: from fastnn.warmup import ...
 
@@ -37,6 +55,17 @@ __all__ = [
     "Layer_Dense",
     "Loss_CategoricalCrossentropy",
     "accuracy",
+    "Layer_Dropout",
+    "Layer_Input",
+    "Loss",
+    "Activation_Softmax_Loss_CategoricalCrossentropy",
+    "Accuracy",
+    "Accuracy_Categorical",
+    "Optimizer_SGD",
+    "Optimizer_Adagrad",
+    "Optimizer_RMSprop",
+    "Optimizer_Adam",
+    "optimizer_settings",
     "warmup",
     "target_info",
 ]
