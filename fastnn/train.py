@@ -33,6 +33,8 @@ from .kernels import train as kt
 from .network import MLP, aligned_zeros
 from .optimizers import HYPERPARAMETERS, KINDS, OPTIMIZERS, optimizer_settings
 
+# Every array here gets an explicit dtype: nnfs.init() makes np.zeros return float32.
+
 #: scratch bytes per block: the block's activations stay in L2
 _WORK_BYTES = 1 << 20
 _MAX_BLOCK = 1024
@@ -479,7 +481,7 @@ class Training(driver.Run):
         threads = numba.config.NUMBA_NUM_THREADS if self.mode == "parallel" else 1
         self.work = aligned_zeros((threads, rows, block), dt)
         self.gslots = aligned_zeros((self.blocks, p), dt)
-        self.lslots = np.zeros((self.blocks, 2))
+        self.lslots = np.zeros((self.blocks, 2), np.float64)
         # the run's state, checkpointed
         self.params = stack.flat()
         check_finite(self.params, "model parameters")
@@ -497,7 +499,7 @@ class Training(driver.Run):
         self.istate = np.zeros(kt.ISTATE_SIZE, np.int64)
         self.istate[kt.ITER] = st["iterations"]
         self.istate[kt.BEST_EPOCH] = -1
-        self.fstate = np.zeros(kt.FSTATE_SIZE)
+        self.fstate = np.zeros(kt.FSTATE_SIZE, np.float64)
         self.fstate[kt.BEST_LOSS] = np.inf
         self.records = []  # epoch records (rows of kt.EPOCH_COLUMNS), chunk by chunk
         self.step_records = []
@@ -524,15 +526,18 @@ class Training(driver.Run):
             o["epochs"], self.batch, self.shuffle, o["patience"], o["record_steps"],
             data.xv.shape[0] > 0, o["masks"] == "numpy" and stack.has_dropout,
             self.mode == "parallel", KINDS[st["kind"]])
-        self.hyper = np.zeros(kt.HYPER_SIZE)
+        self.hyper = np.zeros(kt.HYPER_SIZE, np.float64)
         h1 = {"sgd": "momentum", "rmsprop": "rho", "adam": "beta_1"}.get(st["kind"])
+        # without decay the book's optimizers never recompute current_learning_rate:
+        # they step with whatever it holds (the learning rate, unless changed)
+        lr = st["learning_rate"] if st["decay"] else st["current_learning_rate"]
         self.hyper[[kt.H_LR, kt.H_DECAY, kt.H_1, kt.H_2, kt.H_EPS, kt.H_TARGET]] = (
-            st["learning_rate"], st["decay"], st.get(h1, 0.0), st.get("beta_2", 0.0),
-            st.get("epsilon", 0.0), o["target_loss"])
+            lr, st["decay"], st.get(h1, 0.0), st.get("beta_2", 0.0), st.get("epsilon", 0.0),
+            o["target_loss"])
         cap = min(_RECORD_CAP, o["epochs"])
-        self.epoch_rec = np.zeros((cap, len(kt.EPOCH_COLUMNS)))
+        self.epoch_rec = np.zeros((cap, len(kt.EPOCH_COLUMNS)), np.float64)
         self.step_rec = np.zeros((_RECORD_CAP if o["record_steps"] else 1,
-                                  len(kt.STEP_COLUMNS)))
+                                  len(kt.STEP_COLUMNS)), np.float64)
         self.keys = np.zeros(n_layers, np.uint64)
         self.given = np.zeros(1, np.uint8)
         self.goff = np.full((1, n_layers), -1, np.int64)
@@ -665,7 +670,7 @@ class Training(driver.Run):
 
     def _records(self):
         if not self.records:
-            return np.zeros((0, len(kt.EPOCH_COLUMNS)))
+            return np.zeros((0, len(kt.EPOCH_COLUMNS)), np.float64)
         return np.concatenate(self.records)
 
     def _elapsed(self):
@@ -675,7 +680,7 @@ class Training(driver.Run):
     def take_steps(self):
         """The step records collected since the last call (``record_steps``)."""
         steps = (np.concatenate(self.step_records) if self.step_records
-                 else np.zeros((0, len(kt.STEP_COLUMNS))))
+                 else np.zeros((0, len(kt.STEP_COLUMNS)), np.float64))
         self.step_records = []
         return steps
 
@@ -712,10 +717,8 @@ class Training(driver.Run):
         its = int(self.istate[kt.ITER])
         if st["decay"] and its > 0:  # the book's pre_update_params, for the last update
             lr = st["learning_rate"] * (1. / (1. + st["decay"] * (its - 1)))
-        elif st["decay"]:
-            lr = st["current_learning_rate"]
         else:
-            lr = st["learning_rate"]
+            lr = st["current_learning_rate"]
         return TrainResult(
             loss=at(h.loss), accuracy=at(h.accuracy), data_loss=at(h.data_loss),
             regularization_loss=at(h.regularization_loss),
