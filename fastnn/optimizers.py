@@ -129,16 +129,18 @@ class _Optimizer:
 
     def update_params(self, layer):
         """One update of ``layer.weights`` and ``layer.biases`` from ``layer.dweights``
-        and ``layer.dbiases`` (set by ``backward``), in place."""
+        and ``layer.dbiases`` (set by ``backward``), in place.  Everything is checked
+        before anything is written."""
         self._create_state(layer)
         h1, h2, eps = self._hyper()
         lr = float(self.current_learning_rate)
         it = int(self.iterations)
         code = KINDS[self.kind]
-        for prefix, param, grad in (("weight", "weights", "dweights"),
-                                    ("bias", "biases", "dbiases")):
-            _step(code, layer, param, grad, *self._state_names(prefix),
-                  lr, h1, h2, eps, it)
+        steps = [_prepare(layer, param, grad, *self._state_names(prefix))
+                 for prefix, param, grad in (("weight", "weights", "dweights"),
+                                             ("bias", "biases", "dbiases"))]
+        for step in steps:
+            _apply(code, layer, step, lr, h1, h2, eps, it)
 
     def settings(self):
         """This optimizer's settings as a dict (``optimizer_settings``)."""
@@ -147,6 +149,7 @@ class _Optimizer:
     # the parts that differ between the optimizers
     def _create_state(self, layer):
         if not hasattr(layer, "weight_cache"):  # Adagrad, RMSprop (Adam: all four)
+            _check_parameters(layer)
             layer.weight_cache = np.zeros_like(layer.weights)
             layer.bias_cache = np.zeros_like(layer.biases)
 
@@ -174,6 +177,7 @@ class Optimizer_SGD(_Optimizer):
 
     def _create_state(self, layer):
         if self.momentum and not hasattr(layer, "weight_momentums"):
+            _check_parameters(layer)
             layer.weight_momentums = np.zeros_like(layer.weights)
             layer.bias_momentums = np.zeros_like(layer.biases)
 
@@ -220,6 +224,7 @@ class Optimizer_Adam(_Optimizer):
 
     def _create_state(self, layer):
         if not hasattr(layer, "weight_cache"):
+            _check_parameters(layer)
             layer.weight_momentums = np.zeros_like(layer.weights)
             layer.weight_cache = np.zeros_like(layer.weights)
             layer.bias_momentums = np.zeros_like(layer.biases)
@@ -255,13 +260,14 @@ def _float_array(value, name):
     return value
 
 
-def _step(code, layer, param, grad, m_name, v_name, lr, h1, h2, eps, it):
-    """One ``optimizer_step`` on ``layer.<param>`` with gradient ``layer.<grad>`` and the
-    state ``layer.<m_name>``/``layer.<v_name>`` (None: unused).
+def _prepare(layer, param, grad, m_name, v_name):
+    """Check ``layer.<param>``, its gradient ``layer.<grad>`` and the state
+    ``layer.<m_name>``/``layer.<v_name>`` (None: unused), and flatten them for one
+    ``optimizer_step``: a tuple for ``_apply``.
 
-    The common case -- every array C-contiguous, writeable and of one dtype -- passes
+    The common case -- every array C-contiguous, writeable and of one dtype -- gives
     flat views, updated in place; anything else goes through copies in the computed
-    dtype, written back as the book's statements would (``_write_back``)."""
+    dtype, written back as the book's statements would (``_apply``)."""
     w = _float_array(getattr(layer, param, None), param)
     g = _float_array(getattr(layer, grad, None), grad)
     shape = w.shape
@@ -286,20 +292,32 @@ def _step(code, layer, param, grad, m_name, v_name, lr, h1, h2, eps, it):
         dt = float_dtype(*(a.dtype for a in (w, g, m, v) if a is not None))
     if not w.flags.writeable:
         raise ValueError(f"{param} is read-only: the update writes it in place")
-    gf = g.reshape(-1) if g.dtype is dt and g.flags.carray else \
-        np.ascontiguousarray(g, dtype=dt).reshape(-1)
+    gf = g.reshape(-1) if g.dtype is dt and g.flags.c_contiguous and g.flags.aligned \
+        else np.ascontiguousarray(g, dtype=dt).reshape(-1)
     if not all_finite(gf):
         raise ValueError(f"{grad} must be finite, but it contains NaN or infinity")
     wf, w_copy = _flat(w, dt)
     mf, m_copy = _flat(m, dt) if m is not None else (_EMPTY[dt], False)
     vf, v_copy = _flat(v, dt) if v is not None else (_EMPTY[dt], False)
+    return (w, wf, w_copy, gf, m_name, m, mf, m_copy, v_name, v, vf, v_copy)
+
+
+def _apply(code, layer, prepared, lr, h1, h2, eps, it):
+    """The ``optimizer_step`` of a ``_prepare``d parameter, and the write-backs."""
+    w, wf, w_copy, gf, m_name, m, mf, m_copy, v_name, v, vf, v_copy = prepared
     optim.optimizer_step(code, wf, gf, mf, vf, lr, h1, h2, eps, it)
     if w_copy:
-        w[...] = wf.reshape(shape)  # in place, like the book's +=
+        w[...] = wf.reshape(w.shape)  # in place, like the book's +=
     if m_copy:
         _write_back(code, layer, m_name, m, mf)
     if v_copy:
         _write_back(code, layer, v_name, v, vf)
+
+
+def _check_parameters(layer):
+    """Before state is made from them (``np.zeros_like``): float arrays."""
+    for name in ("weights", "biases"):
+        _float_array(getattr(layer, name, None), name)
 
 
 def _write_back(code, layer, name, old, new):
