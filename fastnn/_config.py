@@ -136,6 +136,24 @@ def specialise(fn, suffix, callees, **options):
     return KERNELS[name]
 
 
+def compiled(fn, suffix, callees, signature, **options):
+    """``specialise(fn, suffix, callees, **options)`` compiled (or loaded from the disk
+    cache) for exactly one ``signature`` now, and closed to others.
+
+    For kernels that take another kernel as a first-class function argument
+    (``types.FunctionType``): a dispatcher open to new signatures would type that
+    argument as the callee's own ``Dispatcher`` type and compile a variant that links
+    the callee's code in -- whose whole body LLVM then optimises again inside the caller
+    (``kernels/train.py``: seconds of compile time).  Closed, the call converts the
+    dispatcher to a function pointer.  ``suffix`` must tell the signatures apart (one
+    dispatcher each)."""
+    dispatcher = specialise(fn, suffix, callees, **options)
+    if not dispatcher.signatures:
+        dispatcher.compile(signature)
+        dispatcher.disable_compile()
+    return dispatcher
+
+
 _HELPERS = {}
 
 

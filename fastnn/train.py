@@ -419,22 +419,30 @@ class Data:
     @classmethod
     def of(cls, stack, X, y, validation):
         d, c = int(stack.sizes[0]), int(stack.sizes[-1])
-        x = as_matrix(X, "X", n_cols=d, dtype=stack.dtype)
-        labels = np.ascontiguousarray(as_labels(y, x.shape[0], c), dtype=np.int64)
+        x = _kernel_ready(as_matrix(X, "X", n_cols=d, dtype=stack.dtype))
+        labels = _kernel_ready(np.ascontiguousarray(as_labels(y, x.shape[0], c),
+                                                    dtype=np.int64))
         if validation is None:
             xv, lv = np.zeros((0, d), stack.dtype), np.zeros(0, np.int64)
         else:
             if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
                 raise TypeError("validation must be a pair (X_val, y_val), got "
                                 f"{type(validation).__name__}")
-            xv = as_matrix(validation[0], "validation X_val", n_cols=d, dtype=stack.dtype)
-            lv = np.ascontiguousarray(
+            xv = _kernel_ready(as_matrix(validation[0], "validation X_val", n_cols=d,
+                                         dtype=stack.dtype))
+            lv = _kernel_ready(np.ascontiguousarray(
                 as_labels(validation[1], xv.shape[0], c, name="validation y_val"),
-                dtype=np.int64)
+                dtype=np.int64))
         return cls(x, labels, xv, lv)
 
     def fingerprint(self):
         return fingerprint(self.x, self.labels, self.xv, self.lv)
+
+
+def _kernel_ready(arr):
+    """``arr`` as the kernels' one signature types it (writable and aligned): a
+    read-only or unaligned array (a frozen or memory-mapped file's) is copied."""
+    return arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
 
 
 def work_layout(sizes, dtype, batch):
@@ -541,8 +549,8 @@ class Training(driver.Run):
         self.keys = np.zeros(n_layers, np.uint64)
         self.given = np.zeros(1, np.uint8)
         self.goff = np.full((1, n_layers), -1, np.int64)
-        serial, parallel = kt.train_kernels(self.family)
-        self.fn = parallel if self.mode == "parallel" else serial
+        self.kernels = (kt.block_kernel(self.family, self.stack.dtype),
+                        kt.train_kernel(self.stack.dtype, self.mode == "parallel"))
 
     # -- checkpoints ------------------------------------------------------------------
     _STATE = ("params", "m", "v", "good", "best", "perm", "istate", "fstate")
@@ -596,7 +604,8 @@ class Training(driver.Run):
             steps = self._draw_masks(steps)
             self.config[kt.C_MAX_STEPS] = steps
         d = self.data
-        self.fn(d.x, d.labels, d.xv, d.lv, self.stack.sizes, self.layout,
+        block, loop = self.kernels
+        loop(block, d.x, d.labels, d.xv, d.lv, self.stack.sizes, self.layout,
                 self.stack.layer_off, self.params, self.m, self.v, self.good, self.best,
                 self.gslots, self.lslots, self.work, self.perm,
                 self.vperm, self.keys, self.given, self.goff,

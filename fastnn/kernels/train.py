@@ -42,7 +42,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from .._config import HELPER, specialise, specialise_helper
+from .._config import HELPER, compiled
 from .fastmath import exp_, log_, max2, min2, select
 from .network import (
     _INDICES,
@@ -569,7 +569,6 @@ def _close_epoch(params, best, reg_after, val_total, val_n, val_correct, config,
 # entry in the parameters' layout (the slot needs no zeroing).
 
 
-@njit(**HELPER)
 def _block_pair23(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout, layer_off,
                   work, keep, keys, given, goff, training, g):
     """d-H-C networks with d <= 2 and C <= 3 (nnfs's data sets), no dropout.  Forward:
@@ -679,14 +678,16 @@ def _block_deep(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout, 
 # -- the chunk: steps and epochs -----------------------------------------------------
 
 
-def _train(x, labels, xv, lv, sizes, layout, layer_off, params, m, v, good, best, gslots,
-           lslots, work, perm, vperm, keys, given, goff, config, hyper, reg, keep, seed,
-           istate, fstate, step_rec, epoch_rec):
+def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, good, best,
+           gslots, lslots, work, perm, vperm, keys, given, goff, config, hyper, reg, keep,
+           seed, istate, fstate, step_rec, epoch_rec):
     """Run steps from (istate[EPOCH], istate[STEP]) until ``config[C_MAX_STEPS]`` steps
     are done, the run ends (all epochs, a stop rule, divergence) or a record buffer is
     full.  Each step: the batch's blocks in ``prange`` (each into its own gradient
     slot), the slots added in order, regularisation, the optimizer update; after an
-    epoch's last step, the validation pass and ``_close_epoch``.  ``perm`` is the
+    epoch's last step, the validation pass and ``_close_epoch``.  ``block_fn`` is the
+    family's block kernel, a function pointer (``block_kernel``): its code is not
+    compiled into this one, so one build of the loop serves every family.  ``perm`` is the
     epoch's shuffle (redrawn each epoch when ``config[C_SHUFFLE]``) or the identity,
     ``vperm`` the identity over the validation samples.
 
@@ -722,7 +723,7 @@ def _train(x, labels, xv, lv, sizes, layout, layer_off, params, m, v, good, best
         n_div = np.float64(bn)
         for blk in prange(n_blocks):
             tid = thread_id() if parallel else 0
-            pos0 = blk * block
+            pos0 = np.int64(blk) * block  # prange's index is unsigned
             total, correct = block_fn(x, labels, perm, b0 + pos0, min2(block, bn - pos0),
                                       pos0, n_div, params, sizes, layout, layer_off,
                                       work[tid], keep, keys, given, gl, yes, gslots[blk])
@@ -776,8 +777,7 @@ def _train(x, labels, xv, lv, sizes, layout, layer_off, params, m, v, good, best
                      hyper, istate, fstate, epoch_rec, lr)
 
 
-#: placeholders, replaced in each family's build (``_config.specialise``)
-block_fn = None
+#: placeholders, replaced in each build (``_config.specialise``)
 softmax_fn = None
 thread_id = None
 
@@ -805,16 +805,47 @@ EXAMPLES = {"pair23": ((2, 6, 3), False), "deep_c3": ((2, 5, 4, 3), True),
             "deep_cn": ((3, 5, 4), False)}
 
 
-def train_kernels(family):
-    """(serial, parallel) builds of the chunk loop for a family, made on first use and
-    compiled on first call.  The serial one runs a batch's blocks one after another (and
-    is the twin used off the main thread); the parallel one runs them in ``prange`` (a
-    batch of several blocks on several threads).  Both give the same bits."""
+def _signatures(dtype):
+    """(block, train) signatures for parameters and data of ``dtype``: exactly the types
+    ``fastnn/train.py`` passes (C-contiguous, writable, aligned arrays)."""
+    f = numba.from_dtype(np.dtype(dtype))
+
+    def arr(t, ndim):
+        return types.Array(t, ndim, "C")
+
+    i64, f64 = types.int64, types.float64
+    block = types.UniTuple(f64, 2)(
+        arr(f, 2), arr(i64, 1), arr(i64, 1), i64, i64, i64, f64, arr(f, 1), arr(i64, 1),
+        arr(i64, 1), arr(i64, 1), arr(f, 2), arr(f64, 1), arr(types.uint64, 1),
+        arr(types.uint8, 1), arr(i64, 1), types.boolean, arr(f, 1))
+    train = types.none(
+        types.FunctionType(block), arr(f, 2), arr(i64, 1), arr(f, 2), arr(i64, 1),
+        arr(i64, 1), arr(i64, 1), arr(i64, 1), arr(f, 1), arr(f, 1), arr(f, 1), arr(f, 1),
+        arr(f, 1), arr(f, 2), arr(f64, 2), arr(f, 3), arr(i64, 1), arr(i64, 1),
+        arr(types.uint64, 1), arr(types.uint8, 1), arr(i64, 2), arr(i64, 1), arr(f64, 1),
+        arr(f64, 2), arr(f64, 1), types.uint64, arr(i64, 1), arr(f64, 1), arr(f64, 2),
+        arr(f64, 2))
+    return block, train
+
+
+def block_kernel(family, dtype):
+    """The block kernel of a family for parameters of ``dtype``, compiled (or loaded)
+    on first use."""
+    name = np.dtype(dtype).name
     if family == "pair23":
-        block = _block_pair23
+        fn, callees = _block_pair23, {}
     else:
-        softmax = _softmax_c3 if family == "deep_c3" else _softmax_cn
-        block = specialise_helper(_block_deep, family, dict(softmax_fn=softmax))
-    return (specialise(_train, family, dict(block_fn=block, thread_id=_no_thread_id)),
-            specialise(_train, family + "_parallel",
-                       dict(block_fn=block, thread_id=numba.get_thread_id), parallel=True))
+        fn = _block_deep
+        callees = dict(softmax_fn=_softmax_c3 if family == "deep_c3" else _softmax_cn)
+    return compiled(fn, f"{family}_{name}", callees, _signatures(dtype)[0])
+
+
+def train_kernel(dtype, parallel):
+    """The chunk loop for parameters of ``dtype``: serial (a batch's blocks one after
+    another; also the twin used off the main thread) or parallel (in ``prange``).  Both
+    give the same bits; each is compiled (or loaded) on first use."""
+    name = np.dtype(dtype).name
+    if parallel:
+        return compiled(_train, f"{name}_parallel", dict(thread_id=numba.get_thread_id),
+                        _signatures(dtype)[1], parallel=True)
+    return compiled(_train, name, dict(thread_id=_no_thread_id), _signatures(dtype)[1])
