@@ -401,7 +401,6 @@ def _pair_back2(work, xr, dz, n, params, d, hid, c, j):
     zero = work.dtype.type(0)
     a00 = a01 = a02 = a10 = a11 = a12 = zero
     u00 = u01 = u10 = u11 = c0 = c1 = zero
-    one = work.dtype.type(1)
     for s in range(n):
         x0, x1 = work[xr, s], work[xr + 1, s]
         h0 = e0 + q00 * x0 + q10 * x1
@@ -415,8 +414,8 @@ def _pair_back2(work, xr, dz, n, params, d, hid, c, j):
         a10 += h1 * z0
         a11 += h1 * z1
         a12 += h1 * z2
-        dh0 = (v00 * z0 + v01 * z1 + v02 * z2) * select(h0 > zero, one, zero)
-        dh1 = (v10 * z0 + v11 * z1 + v12 * z2) * select(h1 > zero, one, zero)
+        dh0 = select(h0 > zero, v00 * z0 + v01 * z1 + v02 * z2, zero)
+        dh1 = select(h1 > zero, v10 * z0 + v11 * z1 + v12 * z2, zero)
         u00 += x0 * dh0
         u10 += x1 * dh0
         u01 += x0 * dh1
@@ -561,16 +560,18 @@ def _close_epoch(params, best, reg_after, val_total, val_n, val_correct, config,
 
 # -- one block: forward, softmax and loss, backward, one function per family ------------
 # ``_block_<family>(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout,
-# layer_off, work, keep, keys, given, goff, training, g)`` pushes the ``nb`` samples
-# x[perm[start:start+nb]] (``perm``: the epoch's shuffle, or the identity) through the
-# network and returns (sum of their clipped cross-entropy losses in float64, number
-# correct).  With ``training`` it applies dropout (``pos0``: the block's first position
-# in the batch) and writes the gradient of the losses' sum / ``n_div`` into ``g``, every
-# entry in the parameters' layout (the slot needs no zeroing).
+# layer_off, work, keep, keys, given, goff, training, load, g)`` pushes the ``nb``
+# samples x[perm[start:start+nb]] (``perm``: the epoch's shuffle, or the identity) through
+# the network (``load=False``: they are still in ``work`` from the last call, whose rows
+# for inputs and labels no pass overwrites) and returns (sum of their clipped
+# cross-entropy losses in float64, number correct).  With ``training`` it applies dropout
+# (``pos0``: the block's first position in the batch) and writes the gradient of the
+# losses' sum / ``n_div`` into ``g``, every entry in the parameters' layout (the slot
+# needs no zeroing).
 
 
 def _block_pair23(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout, layer_off,
-                  work, keep, keys, given, goff, training, g):
+                  work, keep, keys, given, goff, training, load, g):
     """d-H-C networks with d <= 2 and C <= 3 (nnfs's data sets), no dropout.  Forward:
     the fused loss's sweep (``kernels/network.py``), each four hidden units computed in
     registers and added straight into the logit rows; the hidden layer never goes to
@@ -580,7 +581,7 @@ def _block_pair23(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout
     prefer_vector_width()
     d, hid, c = sizes[0], sizes[1], sizes[2]
     z, dz, sc = layout[2], layout[3], layout[5]
-    nw = _load(x, labels, perm, start, nb, work, sc + _LABEL)
+    nw = _load(x, labels, perm, start, nb, work, sc + _LABEL) if load else _round32(nb)
     for j in range(0, hid, 4):
         _pair_sweep23(work, z, nw, params, d, hid, c, j, j == 0)
     _softmax_c3(work, z, c, nb, nw, dz, sc, training, n_div)
@@ -605,7 +606,7 @@ def _block_pair23(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout
 
 
 def _block_deep(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout, layer_off,
-                work, keep, keys, given, goff, training, g):
+                work, keep, keys, given, goff, training, load, g):
     """Any depth and width, layer by layer.  Forward: ``kernels/network.py``'s sweeps
     (four outputs by four or two inputs, bias and ReLU folded in), each layer's
     activations kept, dropout after the ReLU of hidden layers.  Backward per layer: W's
@@ -618,7 +619,7 @@ def _block_deep(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout, 
     neg_inf = t(-np.inf)
     n_layers = sizes.shape[0] - 1
     sc = layout[n_layers + 3]
-    nw = _load(x, labels, perm, start, nb, work, sc + _LABEL)
+    nw = _load(x, labels, perm, start, nb, work, sc + _LABEL) if load else _round32(nb)
     for layer in range(n_layers):
         d_in = sizes[layer]
         d_out = sizes[layer + 1]
@@ -705,6 +706,13 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
     n_batches = (n + bs - 1) // bs
     yes = n > 0  # flags as run-time bools: a literal True would compile another build
     no = not yes
+    dropout = False
+    for layer in range(n_layers):
+        dropout |= keep[layer] < 1.0
+    # one unshuffled block per step (full batch): the samples stay in work[0] from step
+    # to step (until a validation pass overwrites them); 10% of a 300-sample step
+    same_block = not shuffled and n_batches == 1 and n <= block and not parallel
+    loaded = False
     done = 0
     while (done < config[C_MAX_STEPS] and istate[STATUS] == RUNNING
            and istate[EPOCH] < epochs and istate[N_EPOCH_REC] < epoch_rec.shape[0]
@@ -716,8 +724,9 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             _shuffle(perm, seed, epoch)
         b0 = step * bs
         bn = min2(bs, n - b0)
-        for layer in range(n_layers):
-            keys[layer] = stream_key(seed, layer, it, _DROPOUT_TAG)
+        if dropout:
+            for layer in range(n_layers):
+                keys[layer] = stream_key(seed, layer, it, _DROPOUT_TAG)
         gl = goff[done] if config[C_GIVEN_MASKS] != 0 else goff[0]
         n_blocks = (bn + block - 1) // block
         n_div = np.float64(bn)
@@ -726,9 +735,11 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             pos0 = np.int64(blk) * block  # prange's index is unsigned
             total, correct = block_fn(x, labels, perm, b0 + pos0, min2(block, bn - pos0),
                                       pos0, n_div, params, sizes, layout, layer_off,
-                                      work[tid], keep, keys, given, gl, yes, gslots[blk])
+                                      work[tid], keep, keys, given, gl, yes,
+                                      not (same_block and loaded), gslots[blk])
             lslots[blk, 0] = total
             lslots[blk, 1] = correct
+        loaded = same_block
         loss_sum, correct = _reduce_slots(gslots, lslots, n_blocks)
         if not np.isfinite(loss_sum):  # the parameters before the last update were good
             _copy(good, params)
@@ -769,7 +780,8 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             for s0 in range(0, xv.shape[0], block):
                 vt, vc = block_fn(xv, lv, vperm, s0, min2(block, xv.shape[0] - s0), s0, 1.0,
                                   params, sizes, layout, layer_off, work[0], keep, keys,
-                                  given, goff[0], no, gslots[0])
+                                  given, goff[0], no, yes, gslots[0])
+                loaded = False
                 val_total += vt
                 val_correct += vc
         reg_after = _regularize(grad, params, sizes, layer_off, reg, no)
@@ -817,7 +829,7 @@ def _signatures(dtype):
     block = types.UniTuple(f64, 2)(
         arr(f, 2), arr(i64, 1), arr(i64, 1), i64, i64, i64, f64, arr(f, 1), arr(i64, 1),
         arr(i64, 1), arr(i64, 1), arr(f, 2), arr(f64, 1), arr(types.uint64, 1),
-        arr(types.uint8, 1), arr(i64, 1), types.boolean, arr(f, 1))
+        arr(types.uint8, 1), arr(i64, 1), types.boolean, types.boolean, arr(f, 1))
     train = types.none(
         types.FunctionType(block), arr(f, 2), arr(i64, 1), arr(f, 2), arr(i64, 1),
         arr(i64, 1), arr(i64, 1), arr(i64, 1), arr(f, 1), arr(f, 1), arr(f, 1), arr(f, 1),
