@@ -5,9 +5,10 @@ Drop-in classes for the seed notebook (``Dense_Layer``, ``Activation_Relu``,
 chapters (``Layer_Dense`` with ``backward`` and L1/L2, ``Activation_ReLU``,
 ``Layer_Dropout``, ``Layer_Input``, ``Activation_Softmax_Loss_CategoricalCrossentropy``,
 ``Loss``, ``Accuracy_Categorical``, ``Optimizer_SGD``/``Adagrad``/``RMSprop``/``Adam``),
-and ``MLP``, a network of any depth with a fused, vectorised loss kernel.  Nothing is
-compiled at import; kernels compile on first use (and are cached on disk), or ahead of
-time with ``fastnn.warmup()``.
+the book's ``Model``; ``MLP``, a network of any depth with a fused, vectorised loss kernel;
+``search``, the book's random search compiled whole, and ``train``, its gradient training
+compiled whole.  Nothing is compiled at import; kernels compile on first use (and are
+cached on disk), or ahead of time with ``fastnn.warmup()``.
 """
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ from .losses import (
     Loss_CategoricalCrossentropy,
     accuracy,
 )
+from .model import Model
 from .network import MLP
 from .noise import gaussian_noise
 from .optimizers import (
@@ -40,6 +42,11 @@ from .optimizers import (
     optimizer_settings,
 )
 from .search import History, SearchResult, search
+from .train import (
+    TrainHistory,
+    TrainResult,
+    train,  # the function; its module: from fastnn.train import ...
+)
 from .warmup import warmup  # the function; its module: from fastnn.warmup import ...
 
 __all__ = [
@@ -47,6 +54,10 @@ __all__ = [
     "History",
     "SearchResult",
     "search",
+    "train",
+    "TrainResult",
+    "TrainHistory",
+    "Model",
     "gaussian_noise",
     "Activation_ReLU",
     "Activation_Relu",
