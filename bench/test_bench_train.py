@@ -23,6 +23,11 @@ fresh optimizer, so every round does the same work.  Groups:
   ``bench/report.py`` adds a row ``"<group> vs <impl>"`` for each, with its ratio and bar
   (checked by ``--check-bars``; a floors file can gate those rows by name, so a floor
   does not move when an optional peer is installed or not).
+* ``train_script|2-64-3|n=300|1001_epochs``: the book's chapter 10 loop itself, with its
+  class definitions replaced by ``from fastnn import Layer_Dense, Activation_ReLU,
+  Activation_Softmax_Loss_CategoricalCrossentropy, Optimizer_Adam`` (``fastnn``), against
+  the same loop around the book's classes (``book``), both under ``nnfs.init()``: what a
+  reader who swaps the import gets.  Issue 9's bar: no slower (>= 1x).
 * ``train_large|2-64-3|n=30000|100_epochs``: the same network on ``spiral_data(10000, 3)``,
   ``fastnn.train`` with ``threads=2`` (subject) against ``threads=1`` (baseline): a
   thread-scaling group (``scaling``; issue 9's bar 1.7x), with ``numpy-vectorised`` shown
@@ -72,6 +77,7 @@ peers = _load("fastnn_bench_train_peers", Path(__file__).with_name("train_peers.
 SIZES = (2, 64, 3)
 BOOK_SAMPLES, BOOK_EPOCHS = 100, 10_001  # per class; the book's range(10001)
 LARGE_SAMPLES, LARGE_EPOCHS = 10_000, 100  # 30,000 samples; a NumPy round is ~2-4 s
+SCRIPT_EPOCHS = 1001  # the book's loop: ~0.6 ms/epoch with its classes
 SMOKE_EPOCHS = 3
 CHECK_EPOCHS = (1, 2, 10)  # losses compared after these ...
 CHECK_PARAMS = (1, 2)  # ... parameters after these
@@ -81,7 +87,8 @@ BARS = {"book": 15, "numpy-vectorised": 10, "jax": 3}
 LARGE_BAR = 1.7
 #: timed rounds (a round of the book's run: ~2-8 s for the book's classes, PyTorch,
 #: scikit-learn and NumPy, ~0.5 s for JAX)
-ROUNDS = {"fastnn": 15, "jax": 7, "book": 3, "numpy-vectorised": 3, "torch": 3, "sklearn": 3}
+ROUNDS = {"fastnn": 15, "jax": 7, "book": 3, "numpy-vectorised": 3, "torch": 3, "sklearn": 3,
+          "script": 5}
 #: fastnn.train's arguments for the book's optimizer (``train_peers.ADAM``)
 #: (beta_1 and beta_2 are the book's defaults, 0.9 and 0.999)
 ADAM_ARGS = dict(optimizer="adam", learning_rate=peers.ADAM.learning_rate,
@@ -254,6 +261,33 @@ def test_train_book_fastnn(benchmark, fastnn_book, smoke):
                                 rounds=ROUNDS["fastnn"], warmup_rounds=1)
     assert result.epochs == epochs
     record(benchmark, meter, float(result.loss), float(result.accuracy))
+
+
+# -- train_script: the book's loop, its classes or fastnn's --------------------------------
+#: impl -> (maker, role)
+SCRIPT = {"book": (peers.make_book, "baseline"), "fastnn": (peers.make_swapped, "subject")}
+
+
+@pytest.fixture(scope="module", params=list(SCRIPT))
+def script(request):
+    impl = request.param
+    make, role = SCRIPT[impl]
+    trainer = make(*workload(BOOK_SAMPLES))
+    check(f"{impl} script", trainer.run, trainer.params)
+    return impl, role, trainer
+
+
+def test_train_script(benchmark, script, smoke):
+    impl, role, trainer = script
+    epochs = SMOKE_EPOCHS if smoke else SCRIPT_EPOCHS
+    info = {"bar": 1.0} if role == "subject" else {}
+    setup(benchmark, group("script", BOOK_SAMPLES, epochs), impl, epochs, role=role,
+          version=trainer.version, **info)
+    meter = CpuMeter(trainer.run)
+    loss, accuracy = benchmark.pedantic(meter, args=(epochs,), rounds=ROUNDS["script"],
+                                        warmup_rounds=1)
+    assert np.isfinite(loss)
+    record(benchmark, meter, loss, accuracy)
 
 
 # -- train_large: 30,000 samples, fastnn on 1 and 2 threads ----------------------------------

@@ -289,7 +289,22 @@ def _without_drawing(make):
 
 def make_book(X, y, params0, opt=ADAM):
     """``book``: the book's chapter 10 loop around its own classes (no printing)."""
-    book = load_book()
+    return make_script(X, y, params0, opt, load_book(),
+                       f"the book's classes (tests/book.py), numpy {np.__version__}")
+
+
+def make_swapped(X, y, params0, opt=ADAM):
+    """The book's chapter 10 loop with its class definitions replaced by fastnn's
+    drop-in classes (``from fastnn import Layer_Dense, ...``)."""
+    import fastnn
+
+    return make_script(X, y, params0, opt, fastnn,
+                       f"the book's loop with fastnn {fastnn.__version__}'s classes")
+
+
+def make_script(X, y, params0, opt, book, version):
+    """The book's chapter 10 loop (no printing) around the classes of module ``book``,
+    under ``nnfs.init()`` as the book's script runs."""
     X = np.ascontiguousarray(X, np.float32)
     (W1, b1, W2, b2), layers = params0, []
 
@@ -331,7 +346,7 @@ def make_book(X, y, params0, opt=ADAM):
         (d1, d2) = layers
         return flat(d1.weights, d1.biases, d2.weights, d2.biases)
 
-    return Trainer(run, params, f"the book's classes (tests/book.py), numpy {np.__version__}")
+    return Trainer(run, params, version)
 
 
 # -- JAX ------------------------------------------------------------------------------------
