@@ -17,6 +17,9 @@ Measures, each in new Python processes (the median of ``--repeat`` runs, and min
     ``spiral_data(100, 3)`` as float32;
   - ``search``: the first ``fastnn.search`` (the book's workload: ``spiral_data(100, 3)``,
     2-3-3, float32, ``--iterations`` steps, scale 0.05);
+  - ``train``: the first ``fastnn.train`` (the book's chapter 10 run: ``spiral_data(100,
+    3)``, 2-64-3, float32, Adam with learning rate 0.05 and decay 5e-7, ``--iterations``
+    epochs);
 
   (a) with an empty Numba cache: the first run ever, compiling every kernel it uses;
   (b) again with that cache warm: loading the machine code instead;
@@ -172,11 +175,22 @@ result = fastnn.search(fastnn.MLP([2, 3, 3], seed=0), X, y, iterations=ITERATION
                        scale=0.05, seed=1)
 """
 
+TRAIN = """\
+import fastnn
+_t_import = time.perf_counter() - _t0
+import numpy as np
+from fastnn.cli import make_data
+X, y = make_data("spiral", 100, 3, 0, np.float32)
+result = fastnn.train(fastnn.MLP([2, 64, 3], seed=0), X, y, learning_rate=0.05, decay=5e-7,
+                      epochs=ITERATIONS, seed=1)
+"""
+
 #: entry point: (script body, what the epilogue reports as its result)
 ENTRY_POINTS = {
     "notebook cell": (NOTEBOOK_CELL, "float(loss_value)"),
     "MLP.evaluate": (EVALUATE, "[float(loss), float(accuracy)]"),
     "search": (SEARCH, "[float(result.loss), int(result.evaluations)]"),
+    "train": (TRAIN, "[float(result.loss), int(result.epochs)]"),
 }
 
 IMPORT_SCRIPT = r"""

@@ -7,7 +7,7 @@ Run from the repository root (part of ``pytest bench``)::
     python bench/report.py cold.json      # the "cold start (fresh process)" table
 
 One benchmark per entry point (``cold_start.ENTRY_POINTS``: the notebook cell,
-``MLP.evaluate``, ``search``) and cache state, in group ``cold_start|<entry point>``:
+``MLP.evaluate``, ``search``, ``train``) and cache state, in group ``cold_start|<entry point>``:
 ``fastnn-empty-cache`` runs the entry point in a new process with an empty
 ``NUMBA_CACHE_DIR`` (compiling every kernel it uses), then ``fastnn-disk-cache`` runs it
 again on that directory (loading them).  The timed function is the whole process (one
