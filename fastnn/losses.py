@@ -32,6 +32,17 @@ _PARAMETERS = (("weights", "weight_regularizer_l1", "weight_regularizer_l2"),
 _NO_ARRAY = np.empty(0)
 
 
+def _labels(y_true, n, c):
+    """``y_true`` as int64 class indices (range checked by the kernels).  int64 always,
+    not nnfs's uint8 as it comes: one compiled signature per kernel instead of three (a
+    copy of the labels costs ~1 µs per call, each signature ~0.5 s of compiling)."""
+    labels = as_labels(y_true, n, c, name="y_true", check=False)
+    return labels if labels.dtype is _INT64 else labels.astype(np.int64)
+
+
+_INT64 = np.dtype(np.int64)
+
+
 def _label_error(status, labels, n_classes, name):
     if status == k.BAD_LABEL:
         bad = labels[(labels < 0) | (labels >= n_classes)][0]
@@ -124,7 +135,7 @@ class Loss_CategoricalCrossentropy(Loss):
         given)."""
         p = matrix(y_pred, "y_pred", what="n_classes")
         n, c = p.shape
-        labels = as_labels(y_true, n, c, name="y_true", check=False)
+        labels = _labels(y_true, n, c)
         total, status = k.crossentropy_sum(p, labels)
         if status != k.OK:
             _label_error(status, labels, c, "y_true")
@@ -153,7 +164,7 @@ class Loss_CategoricalCrossentropy(Loss):
         n, c = dv.shape
         y = y_true if isinstance(y_true, np.ndarray) else np.asarray(y_true)
         onehot_dtype = y.dtype if y.ndim == 2 else np.eye(1).dtype
-        labels = as_labels(y_true, n, c, name="y_true", check=False)
+        labels = _labels(y_true, n, c)
         out_dtype = np.result_type(onehot_dtype, dv.dtype)
         if out_dtype.kind != "f" or out_dtype.itemsize > 8:
             out_dtype = np.dtype(np.float64)
@@ -193,7 +204,7 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
     def backward(self, dvalues, y_true):
         dv = matrix(dvalues, "dvalues", what="n_classes")
         n, c = dv.shape
-        labels = as_labels(y_true, n, c, name="y_true", check=False)
+        labels = _labels(y_true, n, c)
         out = np.empty_like(dv)  # the book's dvalues.copy(), then / samples
         status = k.softmax_crossentropy_backward(dv, labels, out)
         if status != k.OK:

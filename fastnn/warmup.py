@@ -19,7 +19,11 @@ signature, so it stays complete when the kernels behind them are restructured:
   requested dtype: ``Dense_Layer()`` draws float64 weights, so a float32 notebook
   (float32 data, no ``nnfs.init()``) computes in float64 after its first layer;
   ``Loss_CategoricalCrossentropy`` and ``accuracy`` with each label dtype and one-hot
-  labels; ``gaussian_noise``.
+  labels; ``gaussian_noise``;
+* the book's training classes (``fastnn.layers``, ``fastnn.losses``,
+  ``fastnn.optimizers``) for the same combinations, with and without dropout (its float64
+  mask makes a float32 network mixed from there on, ``nnfs.init()`` or not): forward and
+  backward passes with L1/L2, every optimizer, the losses with each label dtype.
 
 ``tests/test_warmup.py::test_warmup_covers_a_fresh_process`` checks that a process started
 after ``fastnn warmup --dtype float32`` compiles nothing.
@@ -145,6 +149,11 @@ def _plan(dtypes, skipped):
     for x_dtype, w_dtype in combos:
         steps.append((f"notebook classes, {x_dtype} inputs, {w_dtype} weights",
                       lambda x=x_dtype, w=w_dtype: _notebook(x, w)))
+    for x_dtype, w_dtype in combos:
+        for dropout in (False, True):
+            steps.append((f"training classes, {x_dtype} inputs, {w_dtype} weights"
+                           f"{', dropout' if dropout else ''}",
+                           lambda x=x_dtype, w=w_dtype, d=dropout: _training(x, w, d)))
     for dtype in dtypes:
         steps.append((f"gaussian_noise, {dtype}", lambda d=dtype: _noise(d)))
     return steps
@@ -214,6 +223,63 @@ def _notebook(x_dtype, w_dtype):
     for labels in [*(y.astype(d) for d in _LABEL_DTYPES), np.eye(3)[y]]:  # and one-hot
         loss.forward(softmax.output, labels)
         accuracy(softmax.output, labels)
+
+
+def _training(x_dtype, w_dtype, dropout):
+    """One training step of the book's classes on every optimizer, then the losses,
+    the chapter 9 softmax backward and the predictions with each label dtype:
+    ``x_dtype`` inputs, ``w_dtype`` parameters (what follows has the dtypes NumPy's
+    promotion gives the book's expressions)."""
+    from .layers import Activation_ReLU, Activation_Softmax, Layer_Dense, Layer_Dropout
+    from .losses import (
+        Accuracy_Categorical,
+        Activation_Softmax_Loss_CategoricalCrossentropy,
+        Loss_CategoricalCrossentropy,
+    )
+    from .optimizers import OPTIMIZERS
+
+    X, y = _data(2, 3, x_dtype)
+    reg = dict(weight_regularizer_l1=1e-4, weight_regularizer_l2=1e-4,
+               bias_regularizer_l1=1e-4, bias_regularizer_l2=1e-4)
+    layer1, layer2 = Layer_Dense(2, 4, **reg), Layer_Dense(4, 3, **reg)
+    for layer in (layer1, layer2):
+        layer.weights = layer.weights.astype(w_dtype)
+        layer.biases = layer.biases.astype(w_dtype)
+    relu, drop = Activation_ReLU(), Layer_Dropout(0.1)
+    head = Activation_Softmax_Loss_CategoricalCrossentropy()
+    for kind, cls in OPTIMIZERS.items():
+        optimizer = cls(momentum=0.5) if kind == "sgd" else cls()
+        layer1.forward(X, True)
+        relu.forward(layer1.output, True)
+        hidden = relu.output
+        if dropout:
+            drop.forward(hidden, True)
+            hidden = drop.output
+        layer2.forward(hidden, True)
+        head.forward(layer2.output, y)
+        head.loss.regularization_loss(layer1)
+        head.backward(head.output, y)
+        layer2.backward(head.dinputs)
+        grad = layer2.dinputs
+        if dropout:
+            drop.backward(grad)
+            grad = drop.dinputs
+        relu.backward(grad)
+        layer1.backward(relu.dinputs)
+        optimizer.pre_update_params()
+        optimizer.update_params(layer1)
+        optimizer.update_params(layer2)
+        optimizer.post_update_params()
+    softmax, loss, accuracy = Activation_Softmax(), Loss_CategoricalCrossentropy(), \
+        Accuracy_Categorical()
+    softmax.forward(layer2.output)
+    for labels in [*(y.astype(d) for d in _LABEL_DTYPES), np.eye(3)[y]]:  # and one-hot
+        head.forward(layer2.output, labels)
+        head.backward(head.output, labels)
+        loss.calculate(softmax.output, labels)
+        loss.backward(softmax.output, labels)
+        softmax.backward(loss.dinputs)
+        accuracy.calculate(softmax.predictions(softmax.output), labels)
 
 
 def _noise(dtype):
