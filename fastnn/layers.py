@@ -351,12 +351,14 @@ class Activation_Softmax:
         out = np.empty_like(z)
         if not k.softmax_shift(z, out):
             diagnose("Activation_Softmax.forward", {"inputs": z})
-        # NumPy's exp, not a compiled one: the book's softmax bit for bit (NumPy's
-        # float32 exp is not correctly rounded, and at the start of training, with
+        # then the book's own NumPy calls: its softmax bit for bit.  NumPy's float32 exp
+        # is not correctly rounded (40% of results differ from the rounded float64
+        # exp) and its row sums are pairwise; at the start of training, with
         # near-uniform outputs, a last-bit difference flips predictions and, through
-        # Adam, whole steps; tests/test_backward.py)
+        # Adam, whole steps (tests/test_dropin_training.py).  A compiled copy of
+        # NumPy's pairwise sum cost 2 s of compiling for 1 us per call.
         np.exp(out, out=out)
-        k.softmax_normalize(out)
+        out /= np.sum(out, axis=1, keepdims=True)
         self.output = out
 
     def backward(self, dvalues):

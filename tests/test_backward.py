@@ -176,9 +176,9 @@ def test_relu_matches_the_book_bit_for_bit(shape, dtypes):
 @pytest.mark.parametrize("dtype", [F32, F64])
 @pytest.mark.parametrize("c", [1, 2, 3, 8, 10, 130, 300])
 def test_softmax_is_the_books_bit_for_bit(c, dtype):
-    """The same arithmetic as the book's NumPy -- max, subtract, ``np.exp``, NumPy's
-    pairwise row sum, divide -- so the same bits (with near-uniform outputs at the start
-    of training a last-bit difference flips predictions; ``test_dropin_training.py``)."""
+    """The same arithmetic as the book's NumPy -- max, subtract, then NumPy's own exp,
+    row sums and division -- so the same bits (with near-uniform outputs at the start of
+    training a last-bit difference flips predictions; ``test_dropin_training.py``)."""
     rng = np.random.default_rng(c)
     z = (rng.standard_normal((64, c)) * rng.uniform(0.01, 30, (64, 1))).astype(dtype)
     fast, slow = pair("Activation_Softmax")

@@ -13,7 +13,7 @@ kernel dispatch, not one per check (~1 µs each, ten calls per training epoch). 
 dense products the check is on the outputs: a NaN or infinity anywhere in the inputs,
 weights or biases reaches some output (``NaN * 0`` is NaN, ``inf * 0`` is NaN), so
 finite outputs prove finite inputs; the caller finds the culprit only when the check
-fails (``fastnn.layers._diagnose``).
+fails (``fastnn.layers.diagnose``).
 
 **Two loop orders for a product** ``C[s, :] = A[s, :] @ B`` (``_DOT_MIN``): with few
 terms per output (``K``, the first layer's two inputs) each sample broadcasts its ``K``
@@ -22,6 +22,16 @@ values over a row of outputs, vectorised over the outputs; with many terms and f
 vectorised over the terms (``_dot``, the one helper built with ``reassoc``).  The first
 order at 64 -> 3 ran 4x slower than NumPy (a 3-wide loop cannot be vectorised), the second
 at 2 -> 64 5x slower than the first (measured, AMD Zen 3).
+
+**The book's arithmetic where it shows.**  Float32 training under ``nnfs.init()`` is
+chaotic at its start (near-uniform outputs: a last-bit difference flips a prediction, and
+Adam turns a last-bit difference in a tiny gradient into a whole step), so wherever the
+book's NumPy does float32 arithmetic these kernels do the same operations in the same
+order: the bias gradient is summed sample after sample in its own dtype (NumPy's axis-0
+sum), the combined softmax + cross-entropy gradient is ``(dv - 1) / n`` with those two
+roundings, and the softmax leaves ``exp`` and the row sums to NumPy itself
+(``softmax_shift`` only subtracts the row maximum).  Products are accumulated in float64
+and rounded once, which is what nnfs's ``np.dot`` does.
 """
 
 import math
@@ -157,12 +167,12 @@ def dense_backward(x, dv, w, dw, db, dx, scratch):
         _load_row(x, s, xrow)
         for j in range(h):
             db[0, j] += t_db(dv[s, j])
-        if wide:  # dw += outer(x[s], dv[s])
+        if wide:  # dw += outer(x[s], dv[s]), vectorised over the wider side
             for i in range(d):
                 xi = xrow[i]
                 for j in range(h):
                     acc_w[i, j] += xi * dvrow[j]
-        elif dot_x:
+        else:
             for j in range(h):
                 g = dvrow[j]
                 for i in range(d):
@@ -172,24 +182,14 @@ def dense_backward(x, dv, w, dw, db, dx, scratch):
                 v = to_dx(_dot(dvrow, w, i, h))
                 dx[s, i] = v
                 bad |= np.int32((v - v) != 0)
-        else:  # dx[s] = sum_j dv[s, j] w[:, j], with dw's sweep when it runs over d too
+        else:  # dx[s] = sum_j dv[s, j] w[:, j]
             g = dvrow[0]
-            if wide:
+            for i in range(d):
+                acc_x[i] = g * wt[0, i]
+            for j in range(1, h):
+                g = dvrow[j]
                 for i in range(d):
-                    acc_x[i] = g * wt[0, i]
-                for j in range(1, h):
-                    g = dvrow[j]
-                    for i in range(d):
-                        acc_x[i] += g * wt[j, i]
-            else:
-                for i in range(d):
-                    acc_w[0, i] += g * xrow[i]
-                    acc_x[i] = g * wt[0, i]
-                for j in range(1, h):
-                    g = dvrow[j]
-                    for i in range(d):
-                        acc_w[j, i] += g * xrow[i]
-                        acc_x[i] += g * wt[j, i]
+                    acc_x[i] += g * wt[j, i]
             for i in range(d):
                 v = to_dx(acc_x[i])
                 dx[s, i] = v
@@ -243,7 +243,8 @@ def relu_backward(x, dv, out):
 @kernel
 def softmax_shift(z, out):
     """``out = z - max(z, axis=1)``, the first step of the book's softmax (the caller
-    applies ``np.exp`` in place, then ``softmax_normalize``); True when z is finite."""
+    goes on with NumPy's ``exp``, row sums and division, as the book); True when z is
+    finite."""
     prefer_vector_width()
     n, c = z.shape
     bad = np.int32(0)
@@ -256,91 +257,6 @@ def softmax_shift(z, out):
             bad |= np.int32((v - v) != 0)  # NaN and inf give NaN here
             out[s, j] = v - m
     return bad == 0
-
-
-@njit(**HELPER)
-def _block_sum(a, s, lo, n):
-    """NumPy's ``pairwise_sum`` of ``a[s, lo:lo + n]`` for ``n <= 128``, in ``a``'s dtype:
-    sequential below 8 terms, else 8 interleaved partial sums added as a tree."""
-    t = a.dtype.type
-    if n < 8:
-        res = t(-0.0)  # NumPy's start, so that a sum of -0.0s stays -0.0
-        for i in range(n):
-            res += a[s, lo + i]
-        return res
-    r0, r1, r2, r3 = a[s, lo], a[s, lo + 1], a[s, lo + 2], a[s, lo + 3]
-    r4, r5, r6, r7 = a[s, lo + 4], a[s, lo + 5], a[s, lo + 6], a[s, lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[s, lo + i]
-        r1 += a[s, lo + i + 1]
-        r2 += a[s, lo + i + 2]
-        r3 += a[s, lo + i + 3]
-        r4 += a[s, lo + i + 4]
-        r5 += a[s, lo + i + 5]
-        r6 += a[s, lo + i + 6]
-        r7 += a[s, lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[s, lo + i]
-        i += 1
-    return res
-
-
-@njit(**HELPER)
-def _pairwise_sum(a, s, n):
-    """Row ``s`` of ``a`` summed in ``a``'s dtype in NumPy's order for a reduction along
-    a contiguous axis (``pairwise_sum`` in NumPy's loops: ``_block_sum`` up to 128 terms,
-    else the sums of two halves, the first a multiple of 8 long), so that the book's
-    ``np.sum(e, axis=1, keepdims=True)`` is matched bit for bit
-    (``tests/test_backward.py::test_softmax_is_the_books_bit_for_bit``).
-
-    The halving is NumPy's recursion unrolled with an explicit stack: a recursive
-    function compiled into a cached kernel crashed when loaded from Numba's disk cache."""
-    if n <= 128:
-        return _block_sum(a, s, 0, n)
-    depth = 128  # far more than log2(n) levels
-    lo_st = np.empty(depth, np.int64)
-    n_st = np.empty(depth, np.int64)
-    stage = np.empty(depth, np.int64)
-    vals = np.empty(depth, a.dtype)
-    sp = 1
-    vp = 0
-    lo_st[0], n_st[0], stage[0] = 0, n, 0
-    while sp > 0:
-        top = sp - 1
-        lo, m = lo_st[top], n_st[top]
-        if m <= 128:
-            vals[vp] = _block_sum(a, s, lo, m)
-            vp += 1
-            sp -= 1
-            continue
-        half = m // 2
-        half -= half % 8
-        if stage[top] == 0:  # left half first
-            stage[top] = 1
-            lo_st[sp], n_st[sp], stage[sp] = lo, half, 0
-            sp += 1
-        elif stage[top] == 1:  # then the right half
-            stage[top] = 2
-            lo_st[sp], n_st[sp], stage[sp] = lo + half, m - half, 0
-            sp += 1
-        else:  # both done: left + right
-            vals[vp - 2] = vals[vp - 2] + vals[vp - 1]
-            vp -= 1
-            sp -= 1
-    return vals[0]
-
-
-@kernel
-def softmax_normalize(e):
-    """``e /= sum(e, axis=1, keepdims=True)`` in place, NumPy's sum and division."""
-    n, c = e.shape
-    for s in range(n):
-        total = _pairwise_sum(e, s, c)
-        for j in range(c):
-            e[s, j] = e[s, j] / total
 
 
 @kernel
