@@ -50,14 +50,18 @@ out["X"] = X.dtype.name
 STATE = ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache")
 
 
-def run(lib, steps, dropout, optimizer):
-    # the book's chapter 14/15 network on spiral data, `steps` epochs; every array
+def run(lib, steps, dropout, optimizer, mix=None):
+    # the book's chapter 14/15 network on spiral data, `steps` epochs; every array.
+    # mix: component -> library, overriding lib
+    pick = lambda part: (mix or {}).get(part, lib)
     np.random.seed(0)
-    d1 = lib.Layer_Dense(2, 64, weight_regularizer_l1=5e-4, weight_regularizer_l2=5e-4,
-                         bias_regularizer_l1=1e-4, bias_regularizer_l2=5e-4)
-    relu, drop, d2 = lib.Activation_ReLU(), lib.Layer_Dropout(0.1), lib.Layer_Dense(64, 3)
-    head = lib.Activation_Softmax_Loss_CategoricalCrossentropy()
-    opt = getattr(lib, optimizer[0])(**optimizer[1])
+    d1 = pick("dense1").Layer_Dense(2, 64, weight_regularizer_l1=5e-4,
+                                    weight_regularizer_l2=5e-4, bias_regularizer_l1=1e-4,
+                                    bias_regularizer_l2=5e-4)
+    relu, drop = pick("relu").Activation_ReLU(), lib.Layer_Dropout(0.1)
+    d2 = pick("dense2").Layer_Dense(64, 3)
+    head = pick("head").Activation_Softmax_Loss_CategoricalCrossentropy()
+    opt = getattr(pick("optimizer"), optimizer[0])(**optimizer[1])
     record = []
     for step in range(steps):
         d1.forward(X)
@@ -117,6 +121,12 @@ OPTIMIZERS = [("Optimizer_Adam", dict(learning_rate=0.05, decay=5e-7)),
               ("Optimizer_RMSprop", dict(learning_rate=0.02, decay=1e-5, rho=0.999))]
 out["float32"] = {o[0]: compare(run(fastnn, 3, False, o), run(book, 3, False, o))
                   for o in OPTIMIZERS}
+# the libraries mixed, float32: still the book's bits
+out["mixed"] = [compare(run(fastnn, 3, False, OPTIMIZERS[0], mix),
+                        run(book, 3, False, OPTIMIZERS[0]))
+                for mix in ({"relu": book, "head": book},
+                            {"dense1": book, "optimizer": book, "dense2": fastnn},
+                            {"optimizer": book}, {"dense1": book, "dense2": book})]
 out["dropout"] = compare(run(fastnn, 3, True, OPTIMIZERS[0]), run(book, 3, True, OPTIMIZERS[0]))
 
 # the issue's step-parity bar (tests/test_optimizers.py::step_parity), on float32 data
@@ -165,6 +175,17 @@ def test_float32_training_is_the_books_bit_for_bit(probe):
 #: start of training it is a sum of 300 nearly cancelling terms (balanced classes,
 #: near-uniform outputs), so float32 rounding in the book's terms is ~1e-3 of it
 _CANCELLING = ("d2.dbiases", "d2.bias_momentums", "d2.bias_cache")
+
+
+def test_mixed_classes_train_the_books_bits(probe):
+    """fastnn's and the book's classes mixed in one float32 network: the same bits."""
+    order, out = probe
+    for m, steps in enumerate(out["mixed"]):
+        for step, row in enumerate(steps):
+            for key, res in row.items():
+                if key not in ("loss", "reg_loss"):
+                    assert res["equal"] and res["dtypes"][0] == res["dtypes"][1], \
+                        (order, m, step, key)
 
 
 def test_dropout_training_agrees_to_float32_rounding(probe):

@@ -211,6 +211,61 @@ def test_optimizers_and_layers_mix_with_the_books():
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=combo)
 
 
+COMPONENTS = ("dense1", "relu", "dropout", "dense2", "head", "optimizer")
+
+
+def mixed_run(choice, steps=3):
+    """The chapter 15 network, each component from the library ``choice`` names
+    (``"fastnn"``/``"book"``; ``"head"`` also swaps the combined class's softmax and
+    loss for the other library's), float64; every parameter and state array after
+    ``steps`` updates."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((60, 2))
+    y = rng.integers(0, 3, 60)
+    lib = {c: (fastnn if choice[c] == "fastnn" else book) for c in COMPONENTS}
+    np.random.seed(2)
+    d1 = lib["dense1"].Layer_Dense(2, 16, weight_regularizer_l1=1e-3,
+                                   weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4)
+    relu, drop = lib["relu"].Activation_ReLU(), lib["dropout"].Layer_Dropout(0.2)
+    d2 = lib["dense2"].Layer_Dense(16, 3, weight_regularizer_l2=1e-3)
+    head = lib["head"].Activation_Softmax_Loss_CategoricalCrossentropy()
+    other = book if lib["head"] is fastnn else fastnn
+    head.activation = other.Activation_Softmax()
+    head.loss = other.Loss_CategoricalCrossentropy()
+    opt = lib["optimizer"].Optimizer_Adam(learning_rate=0.05, decay=1e-3)
+    for _ in range(steps):
+        d1.forward(X)
+        relu.forward(d1.output)
+        drop.forward(relu.output)
+        d2.forward(drop.output)
+        loss = head.forward(d2.output, y) + head.loss.regularization_loss(d1) \
+            + head.loss.regularization_loss(d2)
+        head.backward(head.output, y)
+        d2.backward(head.dinputs)
+        drop.backward(d2.dinputs)
+        relu.backward(drop.dinputs)
+        d1.backward(relu.dinputs)
+        opt.pre_update_params()
+        opt.update_params(d1)
+        opt.update_params(d2)
+        opt.post_update_params()
+    return float(loss), [getattr(layer, a) for layer in (d1, d2)
+                         for a in ("weights", "biases", *STATE)]
+
+
+def test_any_mix_of_fastnn_and_book_classes_trains_alike():
+    """All 64 ways of taking each of the six components from fastnn or the book train
+    like the book's classes alone (float64: the same numbers to rounding)."""
+    want_loss, want = mixed_run(dict.fromkeys(COMPONENTS, "book"))
+    for bits in range(2 ** len(COMPONENTS)):
+        choice = {c: ("fastnn" if bits >> i & 1 else "book") for i, c in enumerate(COMPONENTS)}
+        loss, arrays = mixed_run(choice)
+        assert loss == pytest.approx(want_loss, rel=1e-12), choice
+        for a, b in zip(arrays, want, strict=True):
+            assert a.dtype == b.dtype, choice
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14, err_msg=str(choice))
+
+
 # --- the step-parity bar ------------------------------------------------------------------
 
 
