@@ -26,7 +26,7 @@ from ._validation import (
     float_dtype,
     resolve_dtype,
 )
-from .checkpoint import fingerprint
+from .checkpoint import CheckpointError, fingerprint
 from .kernels import search as ks
 from .kernels.network import loss_family, loss_kernel
 from .network import MLP, make_work
@@ -46,12 +46,35 @@ _FIRST_CHUNK = 64
 _REGION_SECONDS = {"omp": 5e-6, "tbb": 5e-6, "workqueue": 2e-4}
 
 
-class History(NamedTuple):
-    """Every improvement of one chain: the step it happened at, the new loss, accuracy."""
-
+class _HistoryFields(NamedTuple):
     step: np.ndarray
     loss: np.ndarray
     accuracy: np.ndarray
+
+
+class History(_HistoryFields):
+    """Every improvement of one chain: the step it happened at, the new loss, accuracy;
+    and ``val_loss``/``val_accuracy``, those parameters' loss and accuracy on the
+    validation data (NaN without validation data, as in ``TrainHistory``).
+
+    A three-field tuple, as before validation existed, so ``step, loss, accuracy =
+    history`` and ``zip(*history)`` keep working; the validation arrays are attributes
+    beside the fields (not part of the tuple: tuple equality, ``_asdict`` and
+    ``_replace`` do not see them).  Rejected: two more NamedTuple fields, which would
+    break every three-name unpacking of a history
+    (``tests/test_search.py::test_history_unpacks_into_three_arrays``)."""
+
+    def __new__(cls, step, loss, accuracy, val_loss=None, val_accuracy=None):
+        self = super().__new__(cls, step, loss, accuracy)
+        nan = np.full(np.shape(step), np.nan)
+        self.val_loss = nan if val_loss is None else val_loss
+        self.val_accuracy = nan.copy() if val_accuracy is None else val_accuracy
+        return self
+
+    def __repr__(self):
+        return (f"History(step={self.step!r}, loss={self.loss!r}, "
+                f"accuracy={self.accuracy!r}, val_loss={self.val_loss!r}, "
+                f"val_accuracy={self.val_accuracy!r})")
 
 
 @dataclass
@@ -61,7 +84,9 @@ class SearchResult:
     ``iteration`` is the step of the best chain's last improvement (``None`` if no step
     improved on the starting parameters); ``history`` its improvements; ``evaluations``
     the number of candidate networks evaluated (all chains); ``stopped`` why the search
-    ended: "iterations", "target_loss", "patience", "callback" or "interrupted"."""
+    ended: "iterations", "target_loss", "patience", "callback" or "interrupted".
+    ``val_loss``/``val_accuracy``: the best parameters on the validation data (None
+    without validation data)."""
 
     loss: float
     accuracy: float
@@ -78,6 +103,8 @@ class SearchResult:
     steps: int
     seed: int
     mode: str
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
     @property
     def evaluations_per_second(self):
@@ -85,7 +112,9 @@ class SearchResult:
 
     def __repr__(self):
         it = "none" if self.iteration is None else self.iteration
-        return (f"SearchResult(loss={self.loss:.6g}, accuracy={self.accuracy:.4f}, "
+        val = ("" if self.val_loss is None
+               else f", val_loss={self.val_loss:.6g}, val_accuracy={self.val_accuracy:.4f}")
+        return (f"SearchResult(loss={self.loss:.6g}, accuracy={self.accuracy:.4f}{val}, "
                 f"iteration={it}, steps={self.steps}, evaluations={self.evaluations}, "
                 f"seconds={self.seconds:.3g}, stopped={self.stopped!r}, mode={self.mode!r})")
 
@@ -93,7 +122,7 @@ class SearchResult:
 def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, candidates=1,
            chains=1, seed=None, adapt=False, target_loss=None, patience=None,
            parallel=None, threads=None, progress=False, callback=None, checkpoint=None,
-           checkpoint_every=60.0, resume=None, dtype=None):
+           checkpoint_every=60.0, resume=None, dtype=None, validation=None):
     """Random search over the parameters of ``model`` (an ``MLP`` or a list of the
     notebook's ``Dense_Layer`` objects, ReLU between them and softmax at the end).
 
@@ -119,6 +148,12 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
     best so far, marked ``interrupted``.  ``resume="run.npz"`` continues a checkpointed
     run, with the same data and arguments, to the same result as an uninterrupted run.
 
+    ``validation=(X_val, y_val)`` (the book's chapter 11): every improvement a chain
+    records is also evaluated on these samples, inside the compiled loop when it is
+    accepted (``History.val_loss``/``val_accuracy``), and the result reports the best
+    parameters' ``val_loss``/``val_accuracy``.  The search itself still follows the
+    training loss: validation data never changes which steps are taken.
+
     On return the model holds the best parameters found.
     """
     opts = _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
@@ -128,8 +163,9 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
     x = as_matrix(X, "X", n_cols=net.sizes[0], dtype=net.dtype, check=False)
     labels = as_labels(y, x.shape[0], net.sizes[-1], check=False)
     labels = np.ascontiguousarray(labels, dtype=np.int64)  # one kernel signature
+    xv, lv = _validation_data(validation, net, x, labels)
     with driver.numba_threads(opts["threads"]):  # before the mode is picked from the count
-        run = _Run(net, x, labels, opts)
+        run = _Run(net, x, labels, opts, xv, lv)
         try:
             run.execute()
         except BaseException:
@@ -182,6 +218,39 @@ def _check_options(strategy, iterations, scale, candidates, chains, seed, adapt,
                 target_loss=float(target_loss), patience=patience, parallel=parallel,
                 threads=threads, progress=bool(progress), callback=callback,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+
+
+def _validation_data(validation, net, x, labels):
+    """``(X_val, y_val)`` as the kernels take them (the network's dtype, labels int64,
+    C-contiguous; no samples without validation data).  Their values -- finite, labels
+    in range -- are checked with the starting loss (``_Run``), as X and y are."""
+    d = int(net.sizes[0])
+    if validation is None:
+        xv, lv = np.zeros((0, d), net.dtype), np.zeros(0, np.int64)
+    else:
+        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+            raise TypeError("validation must be a pair (X_val, y_val), got "
+                            f"{type(validation).__name__}"
+                            + (f" of length {len(validation)}"
+                               if isinstance(validation, (tuple, list)) else ""))
+        xv = as_matrix(validation[0], "validation X_val", n_cols=d, dtype=net.dtype,
+                       check=False)
+        lv = as_labels(validation[1], xv.shape[0], int(net.sizes[-1]),
+                       name="validation y_val", check=False)
+        lv = np.ascontiguousarray(lv, dtype=np.int64)
+    # the kernels are typed by writability too: match X and y's, or a read-only X
+    # (say) and a writable X_val would compile another build of the search
+    return _writable_like(xv, x), _writable_like(lv, labels)
+
+
+def _writable_like(arr, like):
+    if arr.flags.writeable == like.flags.writeable:
+        return arr
+    if like.flags.writeable:
+        return arr.copy()
+    arr = arr.view()
+    arr.flags.writeable = False
+    return arr
 
 
 class _Network:
@@ -254,8 +323,9 @@ class _Run(driver.Run):
 
     name = "search"
 
-    def __init__(self, net, x, labels, opts):
+    def __init__(self, net, x, labels, opts, xv, lv):
         self.net, self.x, self.labels, self.opts = net, x, labels, opts
+        self.xv, self.lv = xv, lv
         r, p = opts["chains"], net.params.shape[0]
         self.cur = np.tile(net.params, (r, 1))
         self.family = loss_family(net.sizes.tolist())
@@ -270,6 +340,18 @@ class _Run(driver.Run):
             check_finite(net.params, "model parameters")
             check_label_range(labels, net.sizes[-1], "y")
             raise RuntimeError("fastnn: the input check failed but no check names the cause")
+        nv = xv.shape[0]
+        # validation samples: their own work array, sized for them, in blocks of the
+        # kernels' size (``execute``): the same sums as theirs
+        self.vwork = make_work(net.sizes, net.dtype, max_samples=max(nv, 1))
+        if nv:
+            ok, _, _ = self.loss_kernel(xv, lv, net.params, net.sizes, self.vwork,
+                                        True, True, True)
+            if not ok:
+                check_finite(xv, "validation X_val")
+                check_label_range(lv, net.sizes[-1], "validation y_val")
+                raise RuntimeError("fastnn: the input check failed but no check names the "
+                                   "cause")
         self.t_eval = _time_eval(x, labels, net, work, self.loss_kernel)
         self.loss = np.full(r, total / x.shape[0])
         self.correct = np.full(r, correct, dtype=np.int64)
@@ -279,7 +361,9 @@ class _Run(driver.Run):
         self.status = np.zeros(r, dtype=np.int64)
         self.status[self.loss <= opts["target_loss"]] = ks.TARGET_REACHED
         self.evals = np.zeros(r, dtype=np.int64)
-        self.histories = [[] for _ in range(r)]  # lists of (step, loss, correct) arrays
+        # lists of (step, loss, correct, val loss, val correct) arrays (val: None
+        # without validation data)
+        self.histories = [[] for _ in range(r)]
         self.seconds_before = 0.0
         self.stopped = None
         # the data's fingerprint (a hash of all of X) only when a checkpoint needs it
@@ -292,8 +376,12 @@ class _Run(driver.Run):
     # -- set-up ---------------------------------------------------------------------
     def _meta(self):
         o = self.opts
+        # validation data is part of the data (its history entries are in the
+        # checkpoint); without it the fingerprint is as it always was
+        data = ((self.x, self.labels, self.xv, self.lv) if self.xv.shape[0]
+                else (self.x, self.labels))
         return dict(kind="fastnn.search", layer_sizes=self.net.sizes.tolist(),
-                    dtype=self.net.dtype.name, data=fingerprint(self.x, self.labels),
+                    dtype=self.net.dtype.name, data=fingerprint(*data),
                     strategy=o["strategy"], scale=o["scale"], candidates=o["candidates"],
                     chains=o["chains"], seed=o["seed"], adapt=o["adapt"],
                     target_loss=o["target_loss"], patience=o["patience"])
@@ -309,10 +397,17 @@ class _Run(driver.Run):
             raise ValueError(f"iterations={self.opts['iterations']} is fewer than the "
                              f"{int(self.step.max())} steps already done in {str(path)!r}")
         chain = arrays["hist_chain"]
+        validated = self.xv.shape[0] > 0
+        if validated and not all(name in arrays and arrays[name].shape == chain.shape
+                                 for name in ("hist_vloss", "hist_vcorrect")):
+            raise CheckpointError(f"checkpoint {str(path)!r} is missing or has malformed "
+                                  f"validation history arrays; start a new checkpoint")
         for c in range(self.cur.shape[0]):
             sel = chain == c
-            self.histories[c].append((arrays["hist_step"][sel], arrays["hist_loss"][sel],
-                                      arrays["hist_correct"][sel]))
+            self.histories[c].append((
+                arrays["hist_step"][sel], arrays["hist_loss"][sel], arrays["hist_correct"][sel],
+                arrays["hist_vloss"][sel] if validated else None,
+                arrays["hist_vcorrect"][sel] if validated else None))
         self.seconds_before = float(arrays["seconds"])
 
     def _pick_mode(self, n_params):
@@ -338,9 +433,13 @@ class _Run(driver.Run):
         o = self.opts
         r, p, k = o["chains"], self.net.params.shape[0], o["candidates"]
         dt = self.net.dtype
-        cap = min(_HISTORY_CAP, max(1024, _HISTORY_BYTES // (24 * r)), o["iterations"])
+        nv = self.xv.shape[0]
+        entry = 40 if nv else 24  # bytes per history entry
+        cap = min(_HISTORY_CAP, max(1024, _HISTORY_BYTES // (entry * r)), o["iterations"])
         self.hist = (np.zeros((r, cap), np.int64), np.zeros((r, cap)),
                      np.zeros((r, cap), np.int64), np.zeros(r, np.int64))
+        vcap = cap if nv else 1  # written only when there are validation samples
+        self.vhist = (np.zeros((r, vcap)), np.zeros((r, vcap), np.int64))
         # parameter rows padded to whole cache lines: no two threads write one line;
         # chains keep their current parameters in the second half of ``best``
         row = -(-2 * p * dt.itemsize // 64) * 64 // dt.itemsize
@@ -357,8 +456,12 @@ class _Run(driver.Run):
         self.args = (self.x, self.labels, self.net.sizes, np.uint64(o["seed"]),
                      o["strategy"] == "random", np.int64(k))
         self.kopts = (o["adapt"], o["target_loss"], np.int64(o["patience"]), o["scale"])
+        # one validation work array per chain (the candidates loop validates serially)
+        vwork = make_work(self.net.sizes, dt, max(nv, 1),
+                          count=1 if self.mode == "candidates" else r)
         self.kstate = (work, trial, best, self.cur, self.loss, self.correct, self.sigma,
-                       self.step, self.last, self.status, self.evals, *self.hist)
+                       self.step, self.last, self.status, self.evals, *self.hist,
+                       self.xv, self.lv, vwork, *self.vhist)
         self.fn(*self.args, np.int64(0), self.kopts, *self.kstate)  # compile: no steps
         self.t0 = time.perf_counter()
         try:
@@ -377,33 +480,41 @@ class _Run(driver.Run):
         lo = int(self.step[self.status == ks.RUNNING].min())
         step_end = min(self.opts["iterations"], lo + budget)
         self.fn(*self.args, np.int64(step_end), self.kopts, *self.kstate)
-        self._collect(self.hist)
+        self._collect()
 
     def progress(self):
         rate = self.evals.sum() / max(self._elapsed(), 1e-9)
         return (int(self.step.sum()), self.opts["iterations"] * self.opts["chains"],
                 dict(loss=f"{self.loss.min():.6g}", evals_per_s=f"{rate:.3g}"))
 
-    def _collect(self, hist):
-        steps, losses, correct, counts = hist
+    def _collect(self):
+        steps, losses, correct, counts = self.hist
+        vloss, vcorrect = self.vhist
+        validated = self.xv.shape[0] > 0
         for c, h in enumerate(counts):
             if h:
-                self.histories[c].append((steps[c, :h].copy(), losses[c, :h].copy(),
-                                          correct[c, :h].copy()))
+                self.histories[c].append((
+                    steps[c, :h].copy(), losses[c, :h].copy(), correct[c, :h].copy(),
+                    vloss[c, :h].copy() if validated else None,
+                    vcorrect[c, :h].copy() if validated else None))
         counts[:] = 0
 
     def _history(self, c):
+        """Chain c's (step, loss, correct, val loss, val correct) arrays (the validation
+        ones empty without validation data)."""
         parts = self.histories[c]
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
-        return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+        empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
+                 np.zeros(0, np.int64))
+        return tuple(np.concatenate([p[i] for p in parts if p[i] is not None] or [empty[i]])
+                     for i in range(5))
 
     def state(self):
         arrays = {name: getattr(self, name) for name in self._STATE}
         hs = [self._history(c) for c in range(self.cur.shape[0])]
         arrays["hist_chain"] = np.concatenate(
             [np.full(h[0].shape[0], c, np.int64) for c, h in enumerate(hs)])
-        for i, name in enumerate(("hist_step", "hist_loss", "hist_correct")):
+        names = ("hist_step", "hist_loss", "hist_correct", "hist_vloss", "hist_vcorrect")
+        for i, name in enumerate(names[:5 if self.xv.shape[0] else 3]):
             arrays[name] = np.concatenate([h[i] for h in hs])
         arrays["seconds"] = np.float64(self.seconds_before + self._elapsed())
         return arrays, self.meta
@@ -414,12 +525,22 @@ class _Run(driver.Run):
 
     # -- the result ----------------------------------------------------------------------
     def result(self):
-        n = self.x.shape[0]
+        n, nv = self.x.shape[0], self.xv.shape[0]
         best = int(np.argmin(self.loss))  # the lowest chain index wins a tie
         histories = []
         for c in range(self.cur.shape[0]):
-            step, loss, correct = self._history(c)
-            histories.append(History(step, loss, correct / n))
+            step, loss, correct, vloss, vcorrect = self._history(c)
+            histories.append(History(step, loss, correct / n, vloss if nv else None,
+                                     vcorrect / nv if nv else None))
+        val_loss = val_accuracy = None
+        if nv and histories[best].step.size:  # the best parameters: its last improvement
+            val_loss = float(histories[best].val_loss[-1])
+            val_accuracy = float(histories[best].val_accuracy[-1])
+        elif nv:  # no improvement: the starting parameters, evaluated as the kernels do
+            _, total, right = self.loss_kernel(self.xv, self.lv, self.cur[best],
+                                               self.net.sizes, self.vwork, True, True,
+                                               False)
+            val_loss, val_accuracy = total / nv, right / nv
         stopped = self.stopped
         if stopped is None:  # why the best chain stopped (all ran to the end otherwise)
             stopped = _STOP_REASONS.get(int(self.status[best]), "iterations")
@@ -432,7 +553,7 @@ class _Run(driver.Run):
             params=self.cur[best].copy(), interrupted=stopped == "interrupted",
             stopped=stopped, chain=best, chain_losses=self.loss.copy(),
             chain_histories=histories, steps=int(self.step.max()), seed=self.opts["seed"],
-            mode=self.mode)
+            mode=self.mode, val_loss=val_loss, val_accuracy=val_accuracy)
 
 
 def _time_eval(x, labels, net, work, loss):

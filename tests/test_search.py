@@ -7,18 +7,23 @@
   subprocesses with ``NUMBA_NUM_THREADS`` 1 and 2) or the chunking;
 * the book's bars on ``vertical_data``; the result's fields and the write-back into the
   model; early stopping; checkpoints (resume, SIGKILL, Ctrl-C, mismatches, damage);
-  argument validation; calls from several Python threads; memory on long runs.
+  argument validation; calls from several Python threads; memory on long runs;
+* validation data: the values of the recorded parameters (``MLP.evaluate``, the
+  reference), bit-identical across modes and resume, the search itself unchanged,
+  ``History`` still three fields, bad validation data refused by name.
 
 nnfs's data sets draw from NumPy's global RNG: ``dataset`` seeds it and restores it.
 Never calls ``nnfs.init()``.  Subprocesses use the source-keyed Numba cache
 (``subproc.py``): the first one after a change to fastnn compiles the search kernels.
 """
 
+import copy
 import functools
 import hashlib
 import importlib
 import json
 import math
+import pickle
 import shutil
 import signal
 import subprocess
@@ -37,7 +42,7 @@ from nnfs.datasets import spiral_data, vertical_data
 from subproc import env, run_python
 
 import fastnn
-from fastnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastnn.checkpoint import CheckpointError, fingerprint, load_checkpoint, save_checkpoint
 
 TESTS = Path(__file__).resolve().parent
 #: the module: ``fastnn.search`` is the function (the package re-exports it)
@@ -115,10 +120,11 @@ def result_digest(result):
     h.update(result.params.dtype.str.encode())
     h.update(np.ascontiguousarray(result.chain_losses).tobytes())
     for hist in result.chain_histories:
-        for arr in hist:
+        for arr in (*hist, hist.val_loss, hist.val_accuracy):
             h.update(np.ascontiguousarray(arr).tobytes() + b"|")
     h.update(repr((result.loss, result.accuracy, result.iteration, result.evaluations,
-                   result.steps, result.chain, result.seed)).encode())
+                   result.steps, result.chain, result.seed, result.val_loss,
+                   result.val_accuracy)).encode())
     return h.hexdigest()
 
 
@@ -131,8 +137,10 @@ def assert_same_result(a, b):
     assert a.chain_losses.tobytes() == b.chain_losses.tobytes()
     assert len(a.chain_histories) == len(b.chain_histories)
     for ha, hb in zip(a.chain_histories, b.chain_histories, strict=True):
-        for x, z in zip(ha, hb, strict=True):
+        for x, z in zip((*ha, ha.val_loss, ha.val_accuracy),
+                        (*hb, hb.val_loss, hb.val_accuracy), strict=True):
             assert x.dtype == z.dtype and x.tobytes() == z.tobytes(), "history differs"
+    assert (a.val_loss, a.val_accuracy) == (b.val_loss, b.val_accuracy)
     assert result_digest(a) == result_digest(b)
 
 
@@ -1230,3 +1238,204 @@ def test_history_cap_smaller_than_improvements_changes_nothing(parallel, monkeyp
     monkeypatch.setattr(search_module, "_HISTORY_CAP", 4)
     capped, _ = resumable_run(RESUMABLE[0], **kwargs)
     assert_same_result(capped, normal)
+
+
+# =============================================================================================
+# 10. Validation data (the book's chapter 11)
+# =============================================================================================
+
+
+def validation_set(name="vertical", seed=1):
+    """A fresh draw of an nnfs data set (seed 1: not the training draw)."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return DATASETS[name](100, 3)
+    finally:
+        np.random.set_state(state)
+
+
+VALIDATED = dict(iterations=1500, candidates=3, chains=3, adapt=True, seed=17)
+
+
+def validated_run(dtype="float32", validation=True, **kwargs):
+    X, y = dataset("spiral")
+    model = fastnn.MLP([2, 8, 3], seed=3, dtype=dtype)
+    val = validation_set("spiral") if validation is True else validation
+    return fastnn.search(model, X, y, validation=val, **{**VALIDATED, **kwargs}), model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_validation_values_are_those_of_the_recorded_parameters(dtype):
+    """``val_loss``/``val_accuracy`` of the result are ``MLP.evaluate`` of the best
+    parameters on the validation data, and the last entry of the best chain's history;
+    every chain's history has one validation value per improvement."""
+    Xv, yv = validation_set("spiral")
+    r, model = validated_run(dtype)
+    mlp = fastnn.MLP([2, 8, 3], dtype=dtype)
+    mlp.params = r.params
+    loss, acc = mlp.evaluate(Xv, yv)
+    assert r.val_accuracy == acc
+    ref.assert_close(r.val_loss, loss, dtype)
+    ref_loss, ref_acc = ref.mlp_loss([2, 8, 3], r.params, Xv, yv)
+    assert r.val_accuracy == ref_acc
+    ref.assert_close(r.val_loss, ref_loss, dtype)
+    assert (r.val_loss, r.val_accuracy) == (r.history.val_loss[-1], r.history.val_accuracy[-1])
+    for hist in r.chain_histories:
+        check_history(hist, 300)
+        assert hist.val_loss.dtype == hist.val_accuracy.dtype == np.float64
+        assert hist.val_loss.shape == hist.val_accuracy.shape == hist.step.shape
+        assert np.all(np.isfinite(hist.val_loss)) and np.all(hist.val_loss > 0)
+        va = hist.val_accuracy
+        assert np.all((va >= 0) & (va <= 1))
+        np.testing.assert_array_equal(np.round(va * len(yv)) / len(yv), va)
+    assert "val_loss=" in repr(r) and "val_loss=" in repr(r.history)
+
+
+def test_validation_changes_nothing_else():
+    """The search follows the training loss only: with validation data, the same steps,
+    losses, parameters and evaluations as without."""
+    with_val, _ = validated_run()
+    without, _ = validated_run(validation=None)
+    assert with_val.params.tobytes() == without.params.tobytes()
+    assert (with_val.loss, with_val.iteration, with_val.evaluations, with_val.chain) == (
+        without.loss, without.iteration, without.evaluations, without.chain)
+    for a, b in zip(with_val.chain_histories, without.chain_histories, strict=True):
+        for x, z in zip(a, b, strict=True):
+            assert x.tobytes() == z.tobytes()
+    assert without.val_loss is None and without.val_accuracy is None
+    for hist in without.chain_histories:  # NaN without validation data, as TrainHistory
+        assert hist.val_loss.shape == hist.step.shape and np.isnan(hist.val_loss).all()
+        assert np.isnan(hist.val_accuracy).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_validation_is_bit_identical_in_every_parallel_mode(dtype):
+    first, _ = validated_run(dtype, parallel=False)
+    assert first.history.step.size > 10
+    for parallel in ("chains", "candidates", None):
+        for threads in (None, 1):
+            again, _ = validated_run(dtype, parallel=parallel, threads=threads)
+            assert_same_result(again, first)
+
+
+def test_validation_of_a_search_without_improvement():
+    """No step improves: the validation numbers are the starting parameters'."""
+    model, X, y = saturated_model()
+    Xv, yv = X[::2].copy(), y[::2].copy()
+    want = model.evaluate(Xv, yv)
+    r = fastnn.search(model, X, y, strategy="random", iterations=50, candidates=3, chains=2,
+                      scale=0.01, seed=5, validation=(Xv, yv))
+    assert r.iteration is None and r.history.val_loss.size == 0
+    assert r.val_accuracy == want[1]
+    ref.assert_close(r.val_loss, want[0], "float64")
+
+
+def test_history_unpacks_into_three_arrays():
+    """History stays a three-field tuple (``step, loss, accuracy = history``), with the
+    validation arrays as attributes; it pickles and copies with them."""
+    r, _ = validated_run(iterations=300)
+    hist = r.history
+    step, loss, acc = hist
+    assert len(hist) == 3 and hist._fields == ("step", "loss", "accuracy")
+    assert step is hist.step and loss is hist.loss and acc is hist.accuracy
+    assert isinstance(hist, tuple) and isinstance(hist, fastnn.History)
+    for other in (pickle.loads(pickle.dumps(hist)), copy.deepcopy(hist)):
+        assert isinstance(other, fastnn.History)
+        for x, z in zip((*other, other.val_loss, other.val_accuracy),
+                        (*hist, hist.val_loss, hist.val_accuracy), strict=True):
+            np.testing.assert_array_equal(x, z)
+    made = fastnn.History(np.arange(2), np.ones(2), np.ones(2))  # as before validation
+    assert np.isnan(made.val_loss).all() and made.val_loss.shape == (2,)
+
+
+def test_validation_resumes_to_the_uninterrupted_run(tmp_path):
+    full, _ = validated_run(iterations=3000)
+    path = tmp_path / "run.npz"
+    part, _ = validated_run(iterations=900, checkpoint=path)
+    assert part.steps == 900 and "hist_vloss" in load_checkpoint(path)[0]
+    done, model = validated_run(iterations=3000, resume=path)
+    assert_same_result(done, full)
+    # validation data is part of the data the checkpoint belongs to
+    for other in (None, validation_set("spiral", seed=2)):
+        with pytest.raises(CheckpointError, match="data is "):
+            validated_run(iterations=3000, resume=path, validation=other)
+
+
+def test_a_checkpoint_without_validation_resumes_as_before(tmp_path):
+    """No validation data: the checkpoint holds no validation arrays and its data
+    fingerprint is the one it always was (checkpoints written before validation existed
+    still resume)."""
+    X, y = dataset("spiral")
+    path = tmp_path / "run.npz"
+    validated_run(validation=None, iterations=200, checkpoint=path)
+    arrays, meta = load_checkpoint(path)
+    assert "hist_vloss" not in arrays
+    assert meta["data"] == fingerprint(X.astype(np.float32), y.astype(np.int64))
+    with pytest.raises(CheckpointError, match="data is "):
+        validated_run(iterations=400, resume=path)
+
+
+def test_read_only_validation_data_gives_the_same_result():
+    Xv, yv = validation_set("spiral")
+    Xv.flags.writeable = False
+    yv.flags.writeable = False
+    a, _ = validated_run(validation=(Xv, yv), iterations=300)
+    b, _ = validated_run(iterations=300)
+    assert_same_result(a, b)
+
+
+# (value of ``validation``, exception, text the message must contain)
+BAD_VALIDATION = [
+    ("X only", TypeError, "validation must be a pair"),
+    ("triple", TypeError, "validation must be a pair"),
+    ("dict", TypeError, "validation must be a pair"),
+    ("wrong columns", ValueError, "validation X_val"),
+    ("1-D X", ValueError, "validation X_val"),
+    ("empty", ValueError, "validation X_val"),
+    ("strings", TypeError, "validation X_val"),
+    ("None X", TypeError, "validation X_val"),
+    ("nan", ValueError, "validation X_val"),
+    ("inf", ValueError, "validation X_val"),
+    ("too big for float32", ValueError, "validation X_val"),
+    ("label out of range", ValueError, "validation y_val"),
+    ("negative label", ValueError, "validation y_val"),
+    ("short y", ValueError, "validation y_val"),
+    ("float labels", TypeError, "validation y_val"),
+    ("bad one-hot", ValueError, "validation y_val"),
+]
+
+
+def bad_validation(kind):
+    Xv, yv = validation_set()
+    nan_at = np.arange(Xv.size).reshape(Xv.shape) == 7
+    return {
+        "X only": Xv, "triple": (Xv, yv, yv), "dict": {"X": Xv, "y": yv},
+        "wrong columns": (np.zeros((10, 3)), yv[:10]), "1-D X": (Xv[:, 0], yv),
+        "empty": (np.zeros((0, 2)), yv[:0]), "strings": (Xv.astype(str), yv),
+        "None X": (None, yv), "nan": (np.where(nan_at, np.nan, Xv), yv),
+        "inf": (np.where(nan_at, -np.inf, Xv), yv),
+        "too big for float32": (np.where(nan_at, 1e300, Xv.astype(np.float64)), yv),
+        "label out of range": (Xv, np.where(np.arange(len(yv)) == 3, 3, yv)),
+        "negative label": (Xv, np.where(np.arange(len(yv)) == 3, -1, yv.astype(np.int64))),
+        "short y": (Xv, yv[:-1]), "float labels": (Xv, yv.astype(np.float64)),
+        "bad one-hot": (Xv, np.eye(3)[yv] * 2),
+    }[kind]
+
+
+@pytest.mark.parametrize(("kind", "exc", "text"), BAD_VALIDATION,
+                         ids=[kind for kind, _, _ in BAD_VALIDATION])
+def test_bad_validation_data_is_refused_by_name(kind, exc, text):
+    X, y = dataset("vertical")
+    model = fastnn.MLP([2, 3, 3], seed=0)
+    snapshot = model_snapshot(model)
+    calls = []
+    with pytest.raises(exc) as info:
+        fastnn.search(model, X, y, iterations=50, seed=0, validation=bad_validation(kind),
+                      callback=lambda r: calls.append(1))
+    msg = str(info.value)
+    assert msg.startswith("validation") and text in msg, msg
+    assert not any(word in msg for word in NUMBA_WORDS), msg
+    assert not any("numba" in (tb.tb_frame.f_code.co_filename or "")
+                   for tb in _frames(info.tb)), "raised from inside Numba"
+    assert calls == [] and model_snapshot(model) == snapshot
