@@ -284,6 +284,35 @@ def test_sine_is_cut_into_classes_by_quantile():
         assert values[y == k].max() <= values[y == k + 1].min()
 
 
+def test_search_validation_options(tmp_path, capsys):
+    """--validation-split holds out a stratified part of the data; --validation-data reads
+    a file; without either, no validation data (the default run is as before)."""
+    plain = search_json(["--iterations", "500"], capsys)
+    assert plain["validation"] is plain["val_loss"] is plain["val_accuracy"] is None
+    split = search_json(["--iterations", "500", "--validation-split", "0.2"], capsys)
+    assert (split["samples"], split["validation_samples"]) == (240, 60)
+    assert split["validation"] == ("20% of the data held out (60 samples, stratified by "
+                                   "class, seed 0)")
+    assert 0 < split["val_loss"] < 2 and 0 <= split["val_accuracy"] <= 1
+    Xv, yv = make_data("spiral", 100, 3, 1, np.float32)
+    np.savez(tmp_path / "val.npz", X=Xv, y=yv)
+    own = search_json(["--iterations", "500", "--validation-data", str(tmp_path / "val.npz")],
+                      capsys)
+    assert own["validation"] == f"{tmp_path / 'val.npz'} (300 samples)"
+    for key in ("loss", "accuracy", "iteration", "evaluations"):  # validation only measures
+        assert own[key] == plain[key], key
+    model = fastnn.MLP([2, 3, 3], seed=0)
+    X, y = make_data("spiral", 100, 3, 0, np.float32)
+    r = fastnn.search(model, X, y, iterations=500, seed=0, validation=(Xv, yv))
+    assert (own["val_loss"], own["val_accuracy"]) == (r.val_loss, r.val_accuracy)
+    assert main(["search", "--iterations", "300", "--validation-split", "0.2",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "\nvalidation: 20% of the data held out" in out
+    rows = {line.split("  ")[0] for line in out.splitlines() if "  " in line}
+    assert {"validation loss", "validation accuracy"} <= rows
+
+
 # -- own data files -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def vertical():
@@ -422,6 +451,16 @@ BAD_SEARCH_OPTIONS = [
      "argument --dataset: not allowed with argument --data"),
     (["--data", "{tmp}/data.csv", "--samples", "10"], "argument --samples: applies to the nnfs"),
     (["--data", "{tmp}/data.csv", "--classes", "3"], "argument --classes: applies to the nnfs"),
+    (["--validation-split", "1"], "argument --validation-split: must be in (0, 1)"),
+    (["--validation-split", "0.001"], "argument --validation-split: 0.001 of 300 samples "
+                                      "leaves no validation samples"),
+    (["--validation-data", "{tmp}/missing.csv"],
+     "argument --validation-data: {tmp}/missing.csv: no such file"),
+    (["--validation-data", "{tmp}/data.csv", "--validation-split", "0.5"],
+     "argument --validation-split: not allowed with argument --validation-data"),
+    (["--validation-data", "{tmp}/wide.csv"],
+     "argument --validation-data: {tmp}/wide.csv: has 3 features, but the data has 2"),
+    (["--no-validation"], "unrecognized arguments"),  # nothing to turn off: none by default
     (["--no-such-option"], "unrecognized arguments"),
 ]
 
@@ -429,6 +468,7 @@ BAD_SEARCH_OPTIONS = [
 @pytest.mark.parametrize("argv, message", BAD_SEARCH_OPTIONS)
 def test_bad_search_options_exit_2(argv, message, tmp_path, capsys):
     (tmp_path / "data.csv").write_text("1,2,0\n3,4,1\n")
+    (tmp_path / "wide.csv").write_text("1,2,3,0\n3,4,5,1\n")
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
     if message is None:
         assert main(["search", *argv, "--iterations", "10", "--no-progress"]) == 0

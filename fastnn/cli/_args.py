@@ -46,6 +46,46 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    value = finite_float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def float_in(low, high, *, low_open=False, high_open=True):
+    """A float type accepting values in the interval from ``low`` to ``high``, each end
+    open or closed (default ``[low, high)``)."""
+    text_range = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text):
+        value = finite_float(text)
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"must be in {text_range}, got {text}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def float_list(item):
+    """A type for one number or comma-separated numbers, each parsed by ``item`` (a type
+    above); returns a list of floats."""
+    def parse(text):
+        parts = text.split(",")
+        try:
+            return [item(part.strip()) for part in parts]
+        except argparse.ArgumentTypeError as exc:
+            if len(parts) == 1:
+                raise
+            raise argparse.ArgumentTypeError(f"{exc} (in {text!r})") from None
+
+    parse.__name__ = "float list"
+    return parse
+
+
 def layer_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",")]
