@@ -2,15 +2,21 @@
 
 * ``search`` (``search.py``; the default when no subcommand is given): ``fastnn.search``,
   the compiled random search, on nnfs data or the user's own file;
+* ``train`` (``train.py``): ``fastnn.train``, the book's gradient training; with no
+  options, the book's chapter 10 run (spiral data, 2-64-3, Adam, 10,001 epochs),
+  validated on a fresh draw of the data as chapter 11;
 * ``demo`` (``demo.py``): the book's search as a plain Python loop, timed against NumPy;
 * ``warmup`` (``warmup.py``): compile every kernel once into Numba's disk cache.
 
 Each subcommand module has ``HELP`` (its one-line description), ``add_arguments(parser)``
 and ``run(args, parser)``, registered in ``_COMMANDS``; ``_args.py`` holds the argument
-types they share and ``data.py`` the data sets and file loading.  ``main`` returns the
-process exit code: 0, 2 for bad arguments or data (argparse's ``error: argument
---option: ...``, never a traceback), 130 when interrupted by Ctrl-C (``search`` prints
-the best-so-far summary first).
+types they share, ``data.py`` the data sets and file loading, and ``_common.py`` what
+``search`` and ``train`` share: the data and validation options and their loading, the
+execution and checkpoint options and checks, errors reported against the option that
+caused them, the summary table.  ``main`` returns the process exit code: 0, 2 for bad
+arguments or data (argparse's ``error: argument --option: ...``, never a traceback),
+130 when interrupted by Ctrl-C (``search`` and ``train`` print the summary of what was
+reached first).
 
 ``search`` is the default command (it was ``demo``): the README's first command runs the
 main job, and ``fastnn --iterations 100000`` means the search.
@@ -26,7 +32,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import demo, search, warmup
+from . import demo, search, train, warmup
 from .data import MAX_SEED, NPZ_KEYS, DataError, load_data, make_data
 from .demo import DATASETS, numpy_loss_fn, perturbation_search
 from .search import PARALLEL, SEARCH_DATASETS
@@ -38,7 +44,8 @@ __all__ = [
 
 #: name -> (add_arguments, run, help), in the order ``fastnn --help`` lists them
 _COMMANDS = {name: (module.add_arguments, module.run, module.HELP)
-             for name, module in (("search", search), ("demo", demo), ("warmup", warmup))}
+             for name, module in (("search", search), ("train", train), ("demo", demo),
+                                  ("warmup", warmup))}
 #: the main job: ``fastnn`` alone (or ``fastnn --iterations ...``) runs it
 _DEFAULT_COMMAND = "search"
 

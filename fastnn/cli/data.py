@@ -51,6 +51,29 @@ def make_data(dataset, samples, classes, seed, dtype):
     return np.ascontiguousarray(X, dtype=dtype), y.astype(np.int64)
 
 
+def book_model(layers, dtype, seed, dataset=None, samples=None, classes=None):
+    """An ``MLP`` whose weights are drawn as the book's scripts draw them: NumPy's global
+    RNG seeded with ``seed`` (``nnfs.init()`` seeds it with 0), the nnfs data set drawn
+    first when there is one (``make_data``'s draw, made again), then ``0.01 * randn`` per
+    layer, as each ``Layer_Dense`` draws its weights; biases 0.  So ``fastnn train`` on
+    spiral data with seed 0 starts from the weights of the book's chapter 10 script (up to
+    float32 rounding: the book's nnfs.init() rounds randn's numbers before scaling them).
+    The caller's global random state is left as it was."""
+    from nnfs.datasets import spiral_data, vertical_data
+
+    from ..network import MLP
+
+    state = np.random.get_state()  # noqa: NPY002 - nnfs and the book use the legacy RNG
+    try:
+        np.random.seed(seed)  # noqa: NPY002
+        if dataset in ("spiral", "vertical"):  # sine draws nothing
+            (spiral_data if dataset == "spiral" else vertical_data)(samples=samples,
+                                                                    classes=classes)
+        return MLP(layers, seed=None, dtype=dtype)  # np.random.randn, layer by layer
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
 class DataError(ValueError):
     """The user's data file cannot be used; the message says why (without the path)."""
 
