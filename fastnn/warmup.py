@@ -23,7 +23,11 @@ signature, so it stays complete when the kernels behind them are restructured:
 * the book's training classes (``fastnn.layers``, ``fastnn.losses``,
   ``fastnn.optimizers``) for the same combinations, with and without dropout (its float64
   mask makes a float32 network mixed from there on, ``nnfs.init()`` or not): forward and
-  backward passes with L1/L2, every optimizer, the losses with each label dtype.
+  backward passes with L1/L2, every optimizer, the losses with each label dtype;
+* per float dtype, ``train`` on a network of every trainer family
+  (``kernels.train.EXAMPLES``: each family is its own block kernel), serially and with a
+  batch of several blocks on two threads, and the book's ``Model`` with dropout (its
+  NumPy-exact masks).
 
 ``tests/test_warmup.py::test_warmup_covers_a_fresh_process`` checks that a process started
 after ``fastnn warmup --dtype float32`` compiles nothing.
@@ -155,13 +159,74 @@ def _plan(dtypes, skipped):
                            f"{', dropout' if dropout else ''}",
                            lambda x=x_dtype, w=w_dtype, d=dropout: _training(x, w, d)))
     for dtype in dtypes:
+        steps += _train_steps(dtype, skipped)
+    for dtype in dtypes:
         steps.append((f"gaussian_noise, {dtype}", lambda d=dtype: _noise(d)))
     return steps
 
 
-def _data(n_features, n_classes, dtype):
-    X = np.random.default_rng(0).standard_normal((_SAMPLES, n_features)).astype(dtype)
-    return X, np.arange(_SAMPLES, dtype=np.int64) % n_classes
+def _train_steps(dtype, skipped):
+    """``train`` for every trainer family, serial and parallel, and ``Model``."""
+    from .kernels.train import EXAMPLES
+    from .network import MLP
+    from .train import train, work_layout
+
+    steps = []
+    for family, (sizes, dropout) in EXAMPLES.items():
+        X, y = _data(sizes[0], sizes[-1], dtype)
+        rate = 0.1 if dropout else None
+        steps.append((f"{dtype} train, {family}",
+                      lambda s=sizes, X=X, y=y, r=rate: train(
+                          MLP(list(s), seed=0, dtype=dtype), X, y, epochs=2, dropout=r,
+                          validation=(X, y), seed=0)))
+    sizes, dropout = EXAMPLES["pair23"]
+    if threading.current_thread() is not threading.main_thread():
+        skipped.append(f"{dtype} train, several blocks in parallel (the parallel trainer "
+                       f"runs on the main thread only)")
+    else:
+        block = work_layout(sizes, dtype, 1 << 20)[2]
+        X, y = _data(sizes[0], sizes[-1], dtype, samples=2 * block + 1)
+        threads = 2 if numba.config.NUMBA_NUM_THREADS >= 2 else None
+
+        def parallel():
+            result = train(MLP(list(sizes), seed=0, dtype=dtype), X, y, epochs=1,
+                           threads=threads, seed=0)
+            if result.mode != "parallel":
+                skipped.append(f"{dtype} train, several blocks: ran as {result.mode!r}")
+
+        steps.append((f"{dtype} train, several blocks in parallel", parallel))
+    steps.append((f"{dtype} Model with dropout", lambda: _model(dtype)))
+    return steps
+
+
+def _model(dtype):
+    """The book's Model with dropout (quietly): its masks come from the compiled MT19937."""
+    import contextlib
+    import io
+
+    from .layers import Activation_ReLU, Activation_Softmax, Layer_Dense, Layer_Dropout
+    from .losses import Accuracy_Categorical, Loss_CategoricalCrossentropy
+    from .model import Model
+    from .optimizers import Optimizer_Adam
+
+    X, y = _data(2, 3, dtype)
+    model = Model()
+    for layer in (Layer_Dense(2, 4), Activation_ReLU(), Layer_Dropout(0.1),
+                  Layer_Dense(4, 3), Activation_Softmax()):
+        if hasattr(layer, "weights"):
+            layer.weights = layer.weights.astype(dtype)
+            layer.biases = layer.biases.astype(dtype)
+        model.add(layer)
+    model.set(loss=Loss_CategoricalCrossentropy(), optimizer=Optimizer_Adam(),
+              accuracy=Accuracy_Categorical())
+    model.finalize()
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.train(X, y, epochs=1, validation_data=(X, y))
+
+
+def _data(n_features, n_classes, dtype, samples=_SAMPLES):
+    X = np.random.default_rng(0).standard_normal((samples, n_features)).astype(dtype)
+    return X, np.arange(samples, dtype=np.int64) % n_classes
 
 
 def _network_steps(dtype, sizes, skipped):
