@@ -29,7 +29,6 @@ from .layers import diagnose, matrix, regularizer
 
 _PARAMETERS = (("weights", "weight_regularizer_l1", "weight_regularizer_l2"),
                ("biases", "bias_regularizer_l1", "bias_regularizer_l2"))
-_NO_ARRAY = np.empty(0)
 
 
 def _labels(y_true, n, c):
