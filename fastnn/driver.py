@@ -97,9 +97,10 @@ def drive(run, *, progress=False, callback=None, checkpoint=None, checkpoint_eve
                         chunk = min(chunk, max_chunk)
                 if bar is not None:
                     _update_bar(bar, run)
-                if callback is not None and callback(run.result()):
+                # a stop asked for after the last chunk changes nothing: the run ended
+                if callback is not None and callback(run.result()) and run.running():
                     run.stop("callback")
-                if interrupted():
+                if interrupted() and run.running():
                     run.stop("interrupted")
                 now = time.perf_counter()
                 if checkpoint is not None and now - last_save >= checkpoint_every:

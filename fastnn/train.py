@@ -394,6 +394,27 @@ class Stack:
                     out[lo:lo + value.size] = value.reshape(-1)
         return out
 
+    def optimizer_state(self, kind, uses_m, uses_v):
+        """(m, v): the optimizer state the book's optimizer of this kind would continue
+        from, layer by layer, in the flat layout.  The book checks for one attribute per
+        layer -- ``weight_momentums`` (SGD with momentum), ``weight_cache`` (Adagrad,
+        RMSprop, Adam) -- and creates zeros (Adam: all four arrays) where it is absent;
+        so Adam after SGD with momentum starts from zero momentums, as the book's does."""
+        m = np.zeros(self.n_params, dtype=self.dtype)
+        v = np.zeros(self.n_params, dtype=self.dtype)
+        marker = "weight_momentums" if kind == "sgd" else "weight_cache"
+        for layer, off, a, b in zip(self.layers, self.layer_off, self.sizes[:-1],
+                                    self.sizes[1:], strict=True):
+            if getattr(layer, marker, None) is None:
+                continue
+            end = off + a * b + b
+            view = Stack([a, b], self.dtype, [layer], [[0.0] * 4], [], None)
+            if uses_m:
+                m[off:end] = view.flat(("weight_momentums", "bias_momentums"))
+            if uses_v:
+                v[off:end] = view.flat(("weight_cache", "bias_cache"))
+        return m, v
+
     def store(self, params, names=("weights", "biases"), create=False):
         """Write a flat vector into the layers' ``names`` arrays: in place when the
         array is there with the right shape (a caller holding it sees the change, as
@@ -509,9 +530,9 @@ class Training(driver.Run):
         uses_v = kind in ("adagrad", "rmsprop", "adam")
         self.state_names = (("weight_momentums", "bias_momentums") if uses_m else None,
                             ("weight_cache", "bias_cache") if uses_v else None)
-        self.m = stack.flat(self.state_names[0]) if uses_m else np.zeros(p, dt)
-        self.v = stack.flat(self.state_names[1]) if uses_v else np.zeros(p, dt)
+        self.m, self.v = stack.optimizer_state(kind, uses_m, uses_v)
         self.good = self.params.copy()
+        self.good_m, self.good_v = self.m.copy(), self.v.copy()
         self.best = self.params.copy()
         self.perm = np.arange(n, dtype=np.int64)
         self.vperm = np.arange(data.xv.shape[0], dtype=np.int64)
@@ -564,7 +585,8 @@ class Training(driver.Run):
                         kt.train_kernel(self.stack.dtype, self.mode == "parallel"))
 
     # -- checkpoints ------------------------------------------------------------------
-    _STATE = ("params", "m", "v", "good", "best", "perm", "istate", "fstate")
+    _STATE = ("params", "m", "v", "good", "good_m", "good_v", "best", "perm", "istate",
+              "fstate")
 
     def meta(self):
         o = self.opts
@@ -617,7 +639,8 @@ class Training(driver.Run):
         d = self.data
         block, loop = self.kernels
         loop(block, d.x, d.labels, d.xv, d.lv, self.stack.sizes, self.layout,
-                self.stack.layer_off, self.params, self.m, self.v, self.good, self.best,
+                self.stack.layer_off, self.params, self.m, self.v, self.good, self.good_m,
+                self.good_v, self.best,
                 self.gslots, self.lslots, self.work, self.perm,
                 self.vperm, self.keys, self.given, self.goff,
                 self.config, self.hyper, self.stack.reg, self.stack.keep,

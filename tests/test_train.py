@@ -1253,10 +1253,6 @@ def test_patience_restores_the_parameters_of_the_best_epoch():
     assert model.evaluate(*val)[0] == pytest.approx(monitored[best], rel=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "without validation data the monitored loss of epoch e is the training loss measured "
-    "before epoch e's update (parameters P_e), but patience saves and restores the "
-    "parameters after that update (P_e+1), whose loss is the next epoch's -- higher"))
 def test_patience_on_the_training_loss_restores_the_parameters_that_had_it():
     """Full batch, no validation, SGD at lr 5 (it stalls and oscillates), patience 5:
     stops at epoch 33, the best training loss 1.085294 at epoch 27.  That loss was
@@ -1307,10 +1303,6 @@ def test_divergence_in_the_first_update_keeps_the_start():
     assert math.isnan(r.loss)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "divergence is detected on the clipped loss: a NaN probability is clipped to 1e-7 "
-    "(loss 16.1, finite), so parameters whose forward pass overflows to inf/NaN logits "
-    "are kept as 'the last finite' ones; the book's loss of them is NaN"))
 def test_divergence_never_returns_parameters_whose_outputs_are_nan():
     """float64 SGD at lr 1e160: after one update the logits overflow (inf - inf = NaN in
     the softmax).  The book's loss of those parameters is NaN, so the run must return
@@ -1326,25 +1318,28 @@ def test_divergence_never_returns_parameters_whose_outputs_are_nan():
     assert r.params.tobytes() == start.tobytes()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "on divergence the parameters go back to the last finite ones but the optimizer "
-    "state does not: the failed update's inf/NaN momentums are written to the layers, "
-    "and the next call diverges at once"))
-def test_divergence_leaves_an_optimizer_state_training_can_continue_from():
-    """SGD with momentum at lr 1e20 diverges in epoch 2; the layers get the parameters
-    of a 2-epoch run -- and should get its momentums too, so that a second call with a
-    sane learning rate trains on (today: non-finite momentums, diverged in epoch 0)."""
+def test_divergence_leaves_the_state_of_the_parameters_it_returns():
+    """SGD with momentum at lr 1e20 diverges; the layers get the parameters of the last
+    step whose loss was finite *and* the momentums and iteration count that go with
+    them: exactly the state of a run stopped after that many updates (the failed update's
+    non-finite momentums are not written back)."""
     X, y = dataset()
     p0 = start_params((2, 16, 3), 1)
     layers, _ = build_model("book", (2, 16, 3), p0, "float32")
+    opt = fastnn.Optimizer_SGD(learning_rate=1e20, momentum=0.5)
     with pytest.warns(RuntimeWarning, match="NaN or infinite"):
-        r = train(layers, X, y, optimizer="sgd", learning_rate=1e20, momentum=0.5,
-                  epochs=50, seed=0)
+        r = train(layers, X, y, optimizer=opt, epochs=50, seed=0)
     assert r.stopped == "diverged" and np.all(np.isfinite(r.params))
     assert all(np.all(np.isfinite(layer.weight_momentums)) for layer in layers)
-    again = train(layers, X, y, optimizer="sgd", learning_rate=0.1, momentum=0.5, epochs=5,
-                  seed=0)
-    assert again.stopped == "epochs"
+    assert opt.iterations == r.steps > 0
+    again, _ = build_model("book", (2, 16, 3), p0, "float32")
+    opt2 = fastnn.Optimizer_SGD(learning_rate=1e20, momentum=0.5)
+    ref = train(again, X, y, optimizer=opt2, epochs=r.steps, seed=0)  # full batch
+    assert ref.stopped == "epochs" and ref.steps == r.steps
+    assert r.params.tobytes() == ref.params.tobytes()
+    for mine, theirs in zip(layers, again, strict=True):
+        for name in ("weights", "biases", "weight_momentums", "bias_momentums"):
+            assert getattr(mine, name).tobytes() == getattr(theirs, name).tobytes(), name
 
 
 def test_callback_sees_progress_and_can_stop_the_run(monkeypatch):
@@ -1644,10 +1639,6 @@ def test_state_from_another_optimizer_is_used_as_the_books_optimizers_use_it():
         assert norm_rel(flat_params(dense), flat_params(layers)) < 1e-12, (first, second)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the book's Adam creates all four state arrays (momentums zeroed) when a layer has "
-    "no weight_cache; the trainer reads the momentums an SGD-with-momentum run left "
-    "there and continues them"))
 def test_adam_after_sgd_with_momentum_starts_from_zero_momentums():
     X, y = dataset()
     sizes = (2, 16, 3)

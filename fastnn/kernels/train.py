@@ -65,8 +65,9 @@ REDUCE = dict(HELPER, fastmath={"contract", "nsz", "reassoc"})
 
 # -- state vectors (``fastnn/train.py`` reads and writes them by these names) ----------
 #: istate: int64 run state, checkpointed
-EPOCH, STEP, ITER, STATUS, CORRECT, COUNT, BEST_EPOCH, N_STEP_REC, N_EPOCH_REC = range(9)
-ISTATE_SIZE = 9
+(EPOCH, STEP, ITER, STATUS, CORRECT, COUNT, BEST_EPOCH, N_STEP_REC, N_EPOCH_REC,
+ HAS_GOOD) = range(10)
+ISTATE_SIZE = 10
 #: fstate: float64 run state, checkpointed
 LOSS_SUM, BEST_LOSS, REG_SUM = range(3)
 FSTATE_SIZE = 3
@@ -262,8 +263,8 @@ def _softmax_c3(work, z, n_classes, nb, nw, dz, sc, training, n_div):
         total = e0 + e1 + e2
         p0, p1, p2 = e0 / total, e1 / total, e2 / total
         py = select(y == zero, p0, select(y == one, p1, p2))
-        py = py if py > lo else lo
-        py = py if py < hi else hi
+        py = lo if py < lo else py  # as np.clip: a NaN stays NaN (and stops the run)
+        py = hi if py > hi else py
         work[sc + _LOSS, s] = -log_(py)
         arg = select(p1 > p0, one, zero)
         arg = select(p2 > max2(p0, p1), two, arg)
@@ -323,8 +324,8 @@ def _softmax_cn(work, z, n_classes, nb, nw, dz, sc, training, n_div):
             work[arg, s] = select(better, fc, work[arg, s])
     for s in range(nw):
         p = work[py, s]
-        p = p if p > lo else lo
-        p = p if p < hi else hi
+        p = lo if p < lo else p  # as np.clip: a NaN stays NaN (and stops the run)
+        p = hi if p > hi else p
         work[py, s] = -log_(p)
         work[best, s] = select(work[arg, s] == work[lab, s], one, zero)
     if training:
@@ -514,20 +515,30 @@ def _shuffle(perm, seed, epoch):
 
 
 @njit(**HELPER)
-def _close_epoch(params, best, reg_after, val_total, val_n, val_correct, config, hyper,
-                 istate, fstate, epoch_rec, lr):
+def _close_epoch(params, good, best, full_batch, reg_after, val_total, val_n, val_correct,
+                 config, hyper, istate, fstate, epoch_rec, lr):
     """Record the finished epoch (its mean loss and accuracy, the regularisation loss
     before its last update and after it, the learning rate, validation loss and number
-    correct), apply the stop rules on the monitored loss (validation loss when there is
-    validation data, else the training loss with regularisation), start the next epoch."""
+    correct), apply the stop rules on the monitored loss, start the next epoch.
+
+    The monitored loss and the parameters it belongs to (``best`` keeps them, for
+    ``patience``): with validation data, the validation loss of the parameters after
+    the epoch; else, for a full batch, the training loss of the step (data and
+    regularisation, before its update: the parameters in ``good``); for mini-batches,
+    the epoch's mean data loss with the regularisation after the epoch, and the
+    parameters after it (what there is to keep)."""
     epoch = istate[EPOCH]
     count = istate[COUNT]
     loss = fstate[LOSS_SUM] / count
     monitored = loss + reg_after
+    source = params
     val_loss = np.nan
     if config[C_HAS_VAL] != 0:
         val_loss = val_total / val_n
         monitored = val_loss
+    elif full_batch:
+        monitored = loss + fstate[REG_SUM]
+        source = good
     r = istate[N_EPOCH_REC]
     epoch_rec[r, 0] = epoch
     epoch_rec[r, 1] = loss
@@ -545,7 +556,7 @@ def _close_epoch(params, best, reg_after, val_total, val_n, val_correct, config,
         fstate[BEST_LOSS] = monitored
         istate[BEST_EPOCH] = epoch
         if config[C_PATIENCE] > 0:
-            _copy(params, best)
+            _copy(source, best)
     if istate[STATUS] == RUNNING:
         if monitored <= hyper[H_TARGET]:
             istate[STATUS] = TARGET_REACHED
@@ -679,9 +690,9 @@ def _block_deep(x, labels, perm, start, nb, pos0, n_div, params, sizes, layout, 
 # -- the chunk: steps and epochs -----------------------------------------------------
 
 
-def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, good, best,
-           gslots, lslots, work, perm, vperm, keys, given, goff, config, hyper, reg, keep,
-           seed, istate, fstate, step_rec, epoch_rec):
+def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, good,
+           good_m, good_v, best, gslots, lslots, work, perm, vperm, keys, given, goff, config,
+           hyper, reg, keep, seed, istate, fstate, step_rec, epoch_rec):
     """Run steps from (istate[EPOCH], istate[STEP]) until ``config[C_MAX_STEPS]`` steps
     are done, the run ends (all epochs, a stop rule, divergence) or a record buffer is
     full.  Each step: the batch's blocks in ``prange`` (each into its own gradient
@@ -694,7 +705,8 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
 
     Divergence: a step whose loss is not finite, or whose update leaves a parameter that
     is not, stops the run with the parameters of the last step that had a finite loss
-    (``good``)."""
+    and the optimizer's state and iteration count from before its update (``good``,
+    ``good_m``, ``good_v``: training can go on from there, with a smaller rate)."""
     prefer_vector_width()
     n = x.shape[0]
     n_layers = sizes.shape[0] - 1
@@ -741,18 +753,27 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             lslots[blk, 1] = correct
         loaded = same_block
         loss_sum, correct = _reduce_slots(gslots, lslots, n_blocks)
-        if not np.isfinite(loss_sum):  # the parameters before the last update were good
-            _copy(good, params)
+        if not np.isfinite(loss_sum):  # the state before the last update was good
+            if istate[HAS_GOOD] != 0:
+                _copy(good, params)
+                _copy(good_m, m)
+                _copy(good_v, v)
+                istate[ITER] = it - 1
             istate[STATUS] = DIVERGED
             break
         grad = gslots[0]
         reg_loss = _regularize(grad, params, sizes, layer_off, reg, yes)
         lr = decayed_rate(hyper[H_LR], hyper[H_DECAY], it)
         _copy(params, good)
+        _copy(m, good_m)
+        _copy(v, good_v)
+        istate[HAS_GOOD] = 1
         update(config[C_KIND], params, grad, m, v, lr, hyper[H_1], hyper[H_2], hyper[H_EPS],
                it)
-        if not _all_finite(params):
+        if not (_all_finite(params) and _all_finite(m) and _all_finite(v)):
             _copy(good, params)
+            _copy(good_m, m)
+            _copy(good_v, v)
             istate[STATUS] = DIVERGED
             break
         istate[ITER] = it + 1
@@ -785,8 +806,8 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
                 val_total += vt
                 val_correct += vc
         reg_after = _regularize(grad, params, sizes, layer_off, reg, no)
-        _close_epoch(params, best, reg_after, val_total, xv.shape[0], val_correct, config,
-                     hyper, istate, fstate, epoch_rec, lr)
+        _close_epoch(params, good, best, n_batches == 1, reg_after, val_total, xv.shape[0],
+                     val_correct, config, hyper, istate, fstate, epoch_rec, lr)
 
 
 #: placeholders, replaced in each build (``_config.specialise``)
@@ -833,10 +854,10 @@ def _signatures(dtype):
     train = types.none(
         types.FunctionType(block), arr(f, 2), arr(i64, 1), arr(f, 2), arr(i64, 1),
         arr(i64, 1), arr(i64, 1), arr(i64, 1), arr(f, 1), arr(f, 1), arr(f, 1), arr(f, 1),
-        arr(f, 1), arr(f, 2), arr(f64, 2), arr(f, 3), arr(i64, 1), arr(i64, 1),
-        arr(types.uint64, 1), arr(types.uint8, 1), arr(i64, 2), arr(i64, 1), arr(f64, 1),
-        arr(f64, 2), arr(f64, 1), types.uint64, arr(i64, 1), arr(f64, 1), arr(f64, 2),
-        arr(f64, 2))
+        arr(f, 1), arr(f, 1), arr(f, 1), arr(f, 2), arr(f64, 2), arr(f, 3), arr(i64, 1),
+        arr(i64, 1), arr(types.uint64, 1), arr(types.uint8, 1), arr(i64, 2), arr(i64, 1),
+        arr(f64, 1), arr(f64, 2), arr(f64, 1), types.uint64, arr(i64, 1), arr(f64, 1),
+        arr(f64, 2), arr(f64, 2))
     return block, train
 
 
