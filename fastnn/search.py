@@ -59,9 +59,9 @@ class History(_HistoryFields):
 
     A three-field tuple, as before validation existed, so ``step, loss, accuracy =
     history`` and ``zip(*history)`` keep working; the validation arrays are attributes
-    beside the fields (not part of the tuple: tuple equality, ``_asdict`` and
-    ``_replace`` do not see them).  Rejected: two more NamedTuple fields, which would
-    break every three-name unpacking of a history
+    beside the fields (not part of the tuple: tuple equality and ``_asdict`` do not see
+    them; ``_replace`` keeps or replaces them).  Rejected: two more NamedTuple fields,
+    which would break every three-name unpacking of a history
     (``tests/test_search.py::test_history_unpacks_into_three_arrays``)."""
 
     def __new__(cls, step, loss, accuracy, val_loss=None, val_accuracy=None):
@@ -70,6 +70,15 @@ class History(_HistoryFields):
         self.val_loss = nan if val_loss is None else val_loss
         self.val_accuracy = nan.copy() if val_accuracy is None else val_accuracy
         return self
+
+    @classmethod
+    def _make(cls, iterable):
+        return cls(*iterable)
+
+    def _replace(self, **changes):
+        vals = {name: changes.pop(name, getattr(self, name))
+                for name in ("val_loss", "val_accuracy")}
+        return History(*super()._replace(**changes), **vals)
 
     def __repr__(self):
         return (f"History(step={self.step!r}, loss={self.loss!r}, "

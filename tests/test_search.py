@@ -1347,6 +1347,10 @@ def test_history_unpacks_into_three_arrays():
             np.testing.assert_array_equal(x, z)
     made = fastnn.History(np.arange(2), np.ones(2), np.ones(2))  # as before validation
     assert np.isnan(made.val_loss).all() and made.val_loss.shape == (2,)
+    replaced = hist._replace(loss=hist.loss * 2)
+    assert isinstance(replaced, fastnn.History) and replaced.val_loss is hist.val_loss
+    assert np.isnan(replaced._replace(val_loss=None).val_loss).all()
+    assert fastnn.History._make(hist).val_loss.shape == hist.step.shape
 
 
 def test_validation_resumes_to_the_uninterrupted_run(tmp_path):
