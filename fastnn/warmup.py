@@ -338,7 +338,10 @@ def _training(x_dtype, w_dtype, dropout):
     softmax, loss, accuracy = Activation_Softmax(), Loss_CategoricalCrossentropy(), \
         Accuracy_Categorical()
     softmax.forward(layer2.output)
-    for labels in [*(y.astype(d) for d in _LABEL_DTYPES), np.eye(3)[y]]:  # and one-hot
+    # one-hot rows: float64 as NumPy's np.eye makes them, and in the probabilities' dtype
+    # (nnfs.init()'s np.eye): the cross-entropy gradient takes their dtype
+    onehots = [np.eye(3)[y], np.eye(3, dtype=softmax.output.dtype)[y]]
+    for labels in [*(y.astype(d) for d in _LABEL_DTYPES), *onehots]:
         head.forward(layer2.output, labels)
         head.backward(head.output, labels)
         loss.calculate(softmax.output, labels)
