@@ -798,3 +798,41 @@ def test_loss_accumulation_and_penalty_misuse():
 ], ids=["short", "column", "str labels", "str predictions", "scalar"])
 def test_bad_accuracy_input(pred, y, exc):
     _raises(lambda: Accuracy_Categorical().calculate(pred, y), "predictions|y", exc)
+
+
+def test_training_steps_in_threads_match_serial():
+    """Independent networks trained from several Python threads at once (the kernels
+    release the GIL and own no shared buffers) give the serial results bit for bit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def train(seed):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((200, 3)).astype(F32)
+        y = rng.integers(0, 3, 200)
+        d1, d2 = Layer_Dense(3, 32, weight_regularizer_l2=1e-3), Layer_Dense(32, 3)
+        for layer in (d1, d2):  # no global RNG: threads would race for it
+            layer.weights = (0.1 * rng.standard_normal(layer.weights.shape)).astype(F32)
+            layer.biases = np.zeros((1, layer.biases.shape[1]), F32)
+        relu, head = Activation_ReLU(), Activation_Softmax_Loss_CategoricalCrossentropy()
+        opt = fastnn.Optimizer_Adam(learning_rate=0.02)
+        for _ in range(20):
+            d1.forward(X)
+            relu.forward(d1.output)
+            d2.forward(relu.output)
+            head.forward(d2.output, y)
+            head.backward(head.output, y)
+            d2.backward(head.dinputs)
+            relu.backward(d2.dinputs)
+            d1.backward(relu.dinputs)
+            opt.pre_update_params()
+            opt.update_params(d1)
+            opt.update_params(d2)
+            opt.post_update_params()
+        return [d1.weights, d1.biases, d2.weights, d2.biases, head.output]
+
+    serial = [train(seed) for seed in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(train, range(4)))
+    for a, b in zip(threaded, serial, strict=True):
+        for x, z in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, z)
