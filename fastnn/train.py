@@ -760,6 +760,13 @@ class Training(driver.Run):
             return float(values[last]) if last >= 0 else float("nan")
 
         stopped = self.stopped_reason()
+        loss, accuracy, data_loss, reg_loss = (at(h.loss), at(h.accuracy), at(h.data_loss),
+                                               at(h.regularization_loss))
+        val_loss = at(h.val_loss) if has_val else None
+        val_accuracy = at(h.val_accuracy) if has_val else None
+        if stopped == "diverged":  # the kept parameters are not those of the last epoch
+            data_loss, accuracy, val_loss, val_accuracy, reg_loss = self._measure()
+            loss = data_loss + reg_loss
         seconds = self.seconds_before + (getattr(self, "seconds", None) or self._elapsed())
         st = self.opts["settings"]
         its = int(self.istate[kt.ITER])
@@ -768,14 +775,31 @@ class Training(driver.Run):
         else:
             lr = st["current_learning_rate"]
         return TrainResult(
-            loss=at(h.loss), accuracy=at(h.accuracy), data_loss=at(h.data_loss),
-            regularization_loss=at(h.regularization_loss),
-            val_loss=at(h.val_loss) if has_val else None,
-            val_accuracy=at(h.val_accuracy) if has_val else None,
+            loss=loss, accuracy=accuracy, data_loss=data_loss,
+            regularization_loss=reg_loss, val_loss=val_loss, val_accuracy=val_accuracy,
             epochs=int(self.istate[kt.EPOCH]), steps=its, learning_rate=lr, history=h,
             seconds=seconds, params=self.final_params().copy(),
             interrupted=stopped == "interrupted", stopped=stopped, seed=self.opts["seed"],
             mode=self.mode)
+
+    def _measure(self):
+        """(data loss, accuracy, validation loss and accuracy or None, regularisation
+        loss) of the parameters the run returns, dropout off (after a divergence they
+        are not the last epoch's)."""
+        stack, data = self.stack, self.data
+        params = self.final_params()
+        net = MLP(stack.sizes.tolist(), seed=0, dtype=stack.dtype)
+        net.params = params
+        loss, accuracy = net.evaluate(data.x, data.labels)
+        val_loss = val_accuracy = None
+        if data.xv.shape[0]:
+            val_loss, val_accuracy = net.evaluate(data.xv, data.lv)
+        reg = 0.0
+        for (l1w, l2w, l1b, l2b), layer in zip(stack.reg, net.layers, strict=True):
+            for l1, l2, a in ((l1w, l2w, layer.weights), (l1b, l2b, layer.biases)):
+                a = a.astype(np.float64)
+                reg += l1 * np.abs(a).sum() + l2 * (a * a).sum()
+        return float(loss), float(accuracy), val_loss, val_accuracy, float(reg)
 
     def final_params(self):
         if self.istate[kt.STATUS] == kt.PATIENCE_EXHAUSTED:
@@ -799,7 +823,7 @@ class Training(driver.Run):
         if result.stopped == "diverged":
             warnings.warn(f"fastnn.train: the loss became NaN or infinite in epoch "
                           f"{result.epochs}; stopped, keeping the last parameters whose "
-                          f"loss was finite (try a smaller learning_rate)",
+                          f"loss was finite (try a smaller learning rate)",
                           RuntimeWarning, stacklevel=3)
         return result
 
