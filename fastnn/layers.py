@@ -91,20 +91,29 @@ def not_before(obj, attr, method, first):
 
 
 def dot_result_dtype(a, b):
-    """The dtype of ``np.dot`` of arrays of dtypes ``a`` and ``b``: NumPy's promotion (as
-    a float: integers give float64), whatever ``nnfs.init()`` did to ``np.dot``.
+    """The dtype ``np.dot`` gives arrays of dtypes ``a`` and ``b`` -- as a float (integers
+    give float64) -- whatever ``np.dot`` is at call time: NumPy's promotion, or, under
+    ``nnfs.init()``, float32 whatever the inputs (nnfs wraps ``np.dot`` to compute in
+    float64 and round to float32; the kernels do the same with this dtype).
 
-    Under ``nnfs.init()`` the book's own ``np.dot`` returns float32 whatever its inputs,
-    so after a dropout layer (a float64 mask) the book's next dense layer is float32 and
-    fastnn's float64; with Adam's first steps turning last-bit differences into whole
-    steps, the two then print different accuracies within 20 epochs for half the seeds
-    (chapter 15's network, 20 of 40 seeds), where every float32-only script (chapters
-    10, 14) agrees bit for bit.  Returning float32 here when ``np.dot.__module__ ==
-    "nnfs.core"`` makes chapter 15 bit for bit too (40 of 40, measured), but changes the
-    forward pass's documented dtype policy (``tests/test_nnfs_init.py::
-    test_mixed_float32_float64_layers`` pins the promoted dtype): one line to change if
-    the policy is revised."""
-    return float_dtype(a, b)
+    Why follow the wrapper: after a dropout layer (a float64 mask) the book's next dense
+    layer is float32 under ``nnfs.init()``, and with Adam's first steps turning last-bit
+    differences into whole steps, promoting to float64 there printed different
+    accuracies within 20 epochs for half the seeds of chapter 15's network (20 of 40);
+    following ``np.dot`` makes them the book's bit for bit (40 of 40, measured;
+    ``tests/test_dropin_training.py``).  The dtype is asked of ``np.dot`` itself, on
+    1x1 arrays, once per (np.dot, a, b): nnfs may be initialised before or after fastnn
+    is imported, and with another ``default_dtype``."""
+    key = (id(np.dot), np.dtype(a), np.dtype(b))
+    dt = _DOT_DTYPES.get(key)
+    if dt is None:
+        probe = np.dot(np.ones((1, 1), dtype=a), np.ones((1, 1), dtype=b))
+        dt = _DOT_DTYPES[key] = float_dtype(np.asarray(probe).dtype)
+    return dt
+
+
+#: (id of np.dot, dtype, dtype) -> the dtype of their product (``dot_result_dtype``)
+_DOT_DTYPES = {}
 
 
 def regularizer(value, name):

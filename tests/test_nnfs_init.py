@@ -239,23 +239,24 @@ def test_mixed_float32_float64_layers(probe):
     """Every mix of float32/float64 inputs, weights and biases works and matches the
     notebook's classes.
 
-    dtype policy (fastnn/_validation.py): the output has NumPy's promoted dtype of
-    (inputs, weights, biases).  Under nnfs.init() the notebook's patched ``np.dot``
-    rounds every product to float32, so where inputs or weights are float64 the notebook
-    gets float32 (biases float32) or float32-rounded products; fastnn keeps the float64
-    product.  The values then agree to float32 rounding of the logit scale."""
+    dtype policy (fastnn/layers.py ``dot_result_dtype``): the output has the dtype of
+    ``np.dot(inputs, weights) + biases`` as ``np.dot`` is at call time: NumPy's promoted
+    dtype, or, under nnfs.init() (whose patched ``np.dot`` computes in float64 and
+    rounds every product to float32), float32 products whatever the inputs, as the
+    notebook gets.  The values then agree to float32 rounding of the logit scale."""
     order, out = probe
     assert len(out["mixed"]) == 8
     for case in out["mixed"]:
         where = (order, case["x"], case["w"], case["b"])
         nb, fast = case["nb"], case["fast"]
         promoted = np.result_type(case["x"], case["w"], case["b"]).name
-        assert fast["dense"]["dtype"] == promoted, where
-        assert fast["probs"]["dtype"] == promoted, where
-        assert fast["loss_dtype"] == promoted, where
-        # the notebook: NumPy's promotion, except that nnfs's np.dot returns float32
+        # NumPy's promotion, except that nnfs's np.dot returns float32: the notebook's
+        # and fastnn's alike
         nb_dtype = promoted if order == "none" else np.result_type("float32", case["b"]).name
         assert nb["dense"]["dtype"] == nb_dtype, where
+        assert fast["dense"]["dtype"] == nb_dtype, where
+        assert fast["probs"]["dtype"] == nb_dtype, where
+        assert fast["loss_dtype"] == nb_dtype, where
         rounded = order != "none" or "float32" in (case["x"], case["w"])
         dense_nb, dense_fast = as_array(nb["dense"]), as_array(fast["dense"])
         scale = np.max(np.abs(dense_nb))
