@@ -48,7 +48,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def subprocess_env():
-    """``subproc.env()`` (fastnn's test Numba cache), loaded by path: ``tests`` is not a
+    """``subproc.env()`` (this process's Numba cache), loaded by path: ``tests`` is not a
     package and ``bench/`` loads this module by path too."""
     spec = importlib.util.spec_from_file_location("fastnn_tests_subproc",
                                                   TESTS_DIR / "subproc.py")
@@ -348,7 +348,7 @@ class ScriptRun(NamedTuple):
 def run(name, *, classes, epochs=None, print_every=None, samples=None, batch_size=None,
         nnfs_init="before", seed=None, timeout=600, env=None):
     """Run script ``name`` in a fresh ``sys.executable`` subprocess (``tests/`` on its
-    path, fastnn's test Numba cache from ``subproc.env()``); returns a ``ScriptRun``.
+    path, this process's Numba cache, ``subproc.env()``); returns a ``ScriptRun``.
     Raises ``RuntimeError`` with the script's stderr if it fails."""
     source = script_text(name, classes=classes, epochs=epochs, print_every=print_every,
                          samples=samples, batch_size=batch_size, nnfs_init=nnfs_init,

@@ -1,14 +1,13 @@
 """Running fastnn in a subprocess (nnfs.init() and Numba's cache are process-wide).
 
-``env()`` points every such subprocess at a Numba cache directory (``NUMBA_CACHE_DIR``)
-named after a hash of fastnn's source files, in the system temp directory.  Not the
-default cache (``fastnn/kernels/__pycache__``): Numba keys a cache entry on the
-modification time of the file defining the kernel only, not on the modules whose
-helpers it inlines (``kernels/fastmath.py``, ``_config.py``), so while kernels are being
-edited the default cache can hold stale machine code
-(``test_cache.py::test_editing_an_inlined_helper_invalidates_the_cache``).  Any change
-to any source file gives a new, empty directory; an unchanged tree reuses its compiled
-kernels, so repeated runs do not pay the compile time again.
+``env()`` gives such a subprocess this process's Numba cache (the default one,
+``fastnn/kernels/__pycache__``, or ``NUMBA_CACHE_DIR`` if set), so a subprocess loads the
+kernels the tests before it compiled instead of compiling them again (which doubled the
+suite's compile time).  Sharing is safe while kernels are being edited: ``_config.kernel``
+stamps every cache entry with a digest of all kernel sources, not only of the file that
+defines the kernel (``test_cache.py::test_editing_an_inlined_helper_invalidates_the_cache``),
+and Numba writes entries atomically (``test_cache.py::test_concurrent_cold_start``).
+Tests about the cache itself give their subprocesses their own ``NUMBA_CACHE_DIR``.
 """
 
 import hashlib
@@ -16,7 +15,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numba
@@ -34,17 +32,10 @@ def source_hash():
     return h.hexdigest()[:16]
 
 
-def cache_dir():
-    path = Path(tempfile.gettempdir()) / f"fastnn-test-numba-cache-{source_hash()}"
-    path.mkdir(exist_ok=True)
-    return str(path)
-
-
 def env(**extra):
-    """os.environ for a subprocess: the source-keyed Numba cache, no start-up file."""
+    """os.environ for a subprocess: this process's Numba cache, no start-up file."""
     result = dict(os.environ)
     result.pop("PYTHONSTARTUP", None)
-    result["NUMBA_CACHE_DIR"] = cache_dir()
     result.update(extra)
     return result
 

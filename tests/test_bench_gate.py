@@ -521,7 +521,7 @@ def test_cold_start_scripts_run_the_entry_points_as_written():
     start and stop, and the benchmark module times every entry point cold and warm."""
     cold_start = _load("fastnn_bench_cold_start_for_gate_tests",
                        ROOT / "bench" / "cold_start.py")
-    assert list(cold_start.ENTRY_POINTS) == ["notebook cell", "MLP.evaluate", "search"]
+    assert list(cold_start.ENTRY_POINTS) == ["notebook cell", "MLP.evaluate", "search", "train"]
     for entry, (body, _) in cold_start.ENTRY_POINTS.items():
         source = cold_start.script(entry, iterations=1000)
         ast.parse(source)

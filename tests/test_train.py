@@ -39,7 +39,6 @@ import hashlib
 import importlib
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -939,20 +938,12 @@ def test_checkpoint_holds_the_optimizer_state(tmp_path):
 
 # --- subprocesses: SIGKILL, Ctrl-C, NUMBA_NUM_THREADS, a warm cache -------------------------
 # They run the "pair23" DET configuration (float32: the serial and parallel loop builds and
-# one block build) with this process's Numba cache (the default one, or NUMBA_CACHE_DIR if
-# set), which the tests above have filled: a subprocess loads instead of compiling.  The
-# cache is safe to share across edits: ``_config.kernel`` stamps every entry with a digest
-# of all kernel sources.  (``subproc.env()``'s own directory would make every kernel
-# compile a second time there, ~25 s on a cold CI cache.)
+# one block build) with this process's Numba cache (``subproc.env()``), which the tests
+# above have filled: a subprocess loads instead of compiling.
 
 
 def proc_env(**extra):
-    """``subproc.env()`` with this process's Numba cache directory."""
-    result = env(**extra)
-    result.pop("NUMBA_CACHE_DIR", None)
-    if "NUMBA_CACHE_DIR" in os.environ:
-        result["NUMBA_CACHE_DIR"] = os.environ["NUMBA_CACHE_DIR"]
-    return result
+    return env(**extra)
 
 
 LONG_RUN = r"""
