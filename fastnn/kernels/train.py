@@ -740,15 +740,18 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             for layer in range(n_layers):
                 keys[layer] = stream_key(seed, layer, it, _DROPOUT_TAG)
         gl = goff[done] if config[C_GIVEN_MASKS] != 0 else goff[0]
+        # blocks of equal size (within one sample), not full ones and a short last one:
+        # they share the threads evenly (1.67x -> 1.8x on 2 threads at 30,000 samples);
+        # their bounds depend on the batch and the block size only, never on threads
         n_blocks = (bn + block - 1) // block
         n_div = np.float64(bn)
         for blk in prange(n_blocks):
             tid = thread_id() if parallel else 0
-            pos0 = np.int64(blk) * block  # prange's index is unsigned
-            total, correct = block_fn(x, labels, perm, b0 + pos0, min2(block, bn - pos0),
-                                      pos0, n_div, params, sizes, layout, layer_off,
-                                      work[tid], keep, keys, given, gl, yes,
-                                      not (same_block and loaded), gslots[blk])
+            pos0 = np.int64(blk) * bn // n_blocks  # prange's index is unsigned
+            nb = (np.int64(blk) + 1) * bn // n_blocks - pos0
+            total, correct = block_fn(x, labels, perm, b0 + pos0, nb, pos0, n_div, params,
+                                      sizes, layout, layer_off, work[tid], keep, keys, given,
+                                      gl, yes, not (same_block and loaded), gslots[blk])
             lslots[blk, 0] = total
             lslots[blk, 1] = correct
         loaded = same_block
