@@ -39,6 +39,7 @@ import hashlib
 import importlib
 import json
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -1912,8 +1913,14 @@ def model_snapshot(model):
 NUMBA_WORDS = ("TypingError", "nopython", "Lowering", "lowering", "Failed in", "numba.core")
 
 
+def _show(value):
+    """repr without memory addresses: test ids must be the same in every process
+    (pytest-xdist compares its workers' collections)."""
+    return re.sub(r" object at 0x[0-9a-f]+", "", repr(value))
+
+
 @pytest.mark.parametrize(("arg", "value", "exc", "text", "context"), BAD_ARGS,
-                         ids=[f"{a}={v!r}"[:60] + (f"|{c}" if c else "")
+                         ids=[f"{a}={_show(v)}"[:60] + (f"|{_show(c)}" if c else "")
                               for a, v, _, _, c in BAD_ARGS])
 def test_bad_arguments_are_refused_by_name(arg, value, exc, text, context, tmp_path,
                                            monkeypatch):
