@@ -67,6 +67,39 @@ for weights in ("float32", "float64"):
         fastnn.accuracy(a2.output, labels)
 fastnn.gaussian_noise(1, 0, 0, 0, 21)
 
+# training: fastnn.train (two families, mini-batches with dropout and validation, a batch
+# of several blocks), the book's Model with dropout, and the book's chapter 10 loop with
+# the drop-in classes on float32 parameters (as under nnfs.init())
+fastnn.train(MLP([2, 8, 3], seed=1), X, y, epochs=2, validation=(X, y))
+fastnn.train(MLP([2, 8, 4, 3], seed=1), X, y, epochs=2, batch_size=32, dropout=0.2)
+big = rng.standard_normal((5000, 2)).astype(np.float32)
+fastnn.train(MLP([2, 8, 3], seed=1), big, np.arange(5000) % 3, epochs=1)
+import contextlib, io
+model = fastnn.Model()
+for layer in (fastnn.Layer_Dense(2, 8), fastnn.Activation_ReLU(), fastnn.Layer_Dropout(0.1),
+              fastnn.Layer_Dense(8, 3), fastnn.Activation_Softmax()):
+    if hasattr(layer, "weights"):
+        layer.weights = layer.weights.astype(np.float32)
+        layer.biases = layer.biases.astype(np.float32)
+    model.add(layer)
+model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
+          accuracy=fastnn.Accuracy_Categorical())
+model.finalize()
+with contextlib.redirect_stdout(io.StringIO()):
+    model.train(X, y, epochs=2, validation_data=(X, y))
+    model.predict(X)
+d1, d2 = fastnn.Layer_Dense(2, 8), fastnn.Layer_Dense(8, 3)
+for layer in (d1, d2):
+    layer.weights = layer.weights.astype(np.float32)
+    layer.biases = layer.biases.astype(np.float32)
+relu = fastnn.Activation_ReLU()
+head = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
+opt = fastnn.Optimizer_Adam(learning_rate=0.05, decay=5e-7)
+d1.forward(X); relu.forward(d1.output); d2.forward(relu.output); head.forward(d2.output, y)
+head.backward(head.output, y); d2.backward(head.dinputs); relu.backward(d2.dinputs)
+d1.backward(relu.dinputs)
+opt.pre_update_params(); opt.update_params(d1); opt.update_params(d2); opt.post_update_params()
+
 def stats():
     return {name: {"misses": sum(d.stats.cache_misses.values()),
                    "hits": sum(d.stats.cache_hits.values())} for name, d in KERNELS.items()}
@@ -88,11 +121,13 @@ def run(argv, cache):
 
 
 @pytest.fixture(scope="module")
-def warmed(tmp_path_factory):
-    """``python -m fastnn warmup --dtype float32`` into an empty cache directory:
-    (the finished process, the cache directory)."""
-    cache = tmp_path_factory.mktemp("warmup-cache")
-    return run([sys.executable, "-m", "fastnn", "warmup", "--dtype", "float32"], cache), cache
+def warmed(background_warmup):
+    """``python -m fastnn warmup --dtype float32`` into an empty cache directory, started
+    in the background as the session started (``tests/conftest.py``): (the finished
+    process, the cache directory)."""
+    (proc, out, err), cache = background_warmup.wait(TIMEOUT)
+    assert proc.returncode == 0, err[-5000:]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), cache
 
 
 @pytest.mark.slow
