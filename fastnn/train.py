@@ -620,8 +620,8 @@ class Training(driver.Run):
 
     # -- the chunks -----------------------------------------------------------------------
     def execute(self):
-        self.t0 = time.perf_counter()
-        self._call(0)  # compile (or load) the kernel: no steps, untimed
+        # the kernels were compiled (or loaded) for their one signature when they were
+        # looked up (``_kernel_args``): nothing here is compile time
         self.t0 = time.perf_counter()
         try:
             driver.drive(self, progress=self.opts["progress"], callback=self.opts["callback"],

@@ -36,6 +36,8 @@ the batch, unit) -- no generator state, the same in any thread -- or, for the bo
 ``Model``, from masks NumPy drew (``given``), so a seeded script gets the book's masks.
 """
 
+import functools
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -841,6 +843,7 @@ EXAMPLES = {"pair23": ((2, 6, 3), False), "deep_c3": ((2, 5, 4, 3), True),
             "deep_cn": ((3, 5, 4), False)}
 
 
+@functools.cache
 def _signatures(dtype):
     """(block, train) signatures for parameters and data of ``dtype``: exactly the types
     ``fastnn/train.py`` passes (C-contiguous, writable, aligned arrays)."""
@@ -868,6 +871,7 @@ def block_kernel(family, dtype):
     """The block kernel of a family for parameters of ``dtype``, compiled (or loaded)
     on first use."""
     name = np.dtype(dtype).name
+    dtype = np.dtype(dtype)
     if family == "pair23":
         fn, callees = _block_pair23, {}
     else:
@@ -881,6 +885,7 @@ def train_kernel(dtype, parallel):
     another; also the twin used off the main thread) or parallel (in ``prange``).  Both
     give the same bits; each is compiled (or loaded) on first use."""
     name = np.dtype(dtype).name
+    dtype = np.dtype(dtype)
     if parallel:
         return compiled(_train, f"{name}_parallel", dict(thread_id=numba.get_thread_id),
                         _signatures(dtype)[1], parallel=True)
