@@ -79,6 +79,8 @@ SIZES = (2, 64, 3)
 #: timed run: 1001), and the group's name says how many epochs it has
 BOOK_SAMPLES = 100
 BOOK_EPOCHS = int(os.environ.get("FASTNN_BENCH_TRAIN_EPOCHS", "10001"))
+#: what .ci/run and tox -e bench set FASTNN_BENCH_TRAIN_EPOCHS to (the gated groups)
+CI_EPOCHS = 1001
 LARGE_SAMPLES, LARGE_EPOCHS = 10_000, 100  # 30,000 samples; a NumPy round is ~2-4 s
 SCRIPT_EPOCHS = 1001  # the book's loop: ~0.6 ms/epoch with its classes
 SMOKE_EPOCHS = 3
