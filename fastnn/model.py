@@ -17,9 +17,11 @@ raise ``NotImplementedError``; ``_HEADS`` is where they would be added.
 """
 
 
+import numpy as np
+
 from . import train as _train
 from ._validation import as_matrix, as_positive_int
-from .layers import Layer_Input
+from .layers import Layer_Input, dot_result_dtype
 from .network import MLP
 
 #: (output activation, loss) class names -> how the compiled trainer handles them
@@ -100,11 +102,21 @@ class Model:
         print_every = as_positive_int(print_every, "print_every")
         if hasattr(self.accuracy, "init"):
             self.accuracy.init(y)
+        self._train(X, y, epochs, batch_size, print_every, validation_data, _nnfs_dot())
+
+    def _train(self, X, y, epochs, batch_size, print_every, validation_data, nnfs_dot):
+        """``train``'s run; ``nnfs_dot``: whether ``np.dot`` is nnfs's (``fastnn.warmup``
+        compiles that case without patching NumPy)."""
         opts = _train._check_options(
             self.optimizer, epochs, batch_size, False, {}, None, None, 0, False, None, None,
             60.0, None, None)
         opts.update(masks="numpy", record_steps=batch_size is not None)
         stack = _train.Stack.of(self.layers, None)
+        if stack.dtype == np.float32 and nnfs_dot:
+            # the book's numbers under nnfs.init(): float32 arrays, float64 products
+            # and dropout (kernels/train_book.py), computed on float64 arrays
+            opts.update(arithmetic="book")
+            stack = _train.Stack.of(self.layers, np.float64)
         per_epoch = batch_size is not None and validation_data is not None
         data = _train.Data.of(stack, X, y, validation_data if per_epoch else None)
         printer = _Printer(print_every, batch_size is not None, per_epoch)
@@ -172,6 +184,12 @@ class Model:
 
     def __repr__(self):
         return f"Model({', '.join(type(layer).__name__ for layer in self.layers)})"
+
+
+def _nnfs_dot():
+    """Whether ``np.dot`` is ``nnfs.init()``'s: float32 products of float64 arrays
+    (computed in float64 and rounded)."""
+    return dot_result_dtype(np.float64, np.float64) == np.float32
 
 
 def _base_name(obj):

@@ -514,7 +514,9 @@ class Training(driver.Run):
         self.batch = n if opts["batch_size"] is None else min(opts["batch_size"], n)
         self.n_batches = -(-n // self.batch)
         self.shuffle = opts["shuffle"] and self.batch < n
-        self.family = kt.train_family(stack.sizes.tolist(), stack.has_dropout)
+        self.book = opts.get("arithmetic") == "book"
+        self.family = ("book" if self.book
+                       else kt.train_family(stack.sizes.tolist(), stack.has_dropout))
         self.layout, rows, block = work_layout(stack.sizes.tolist(), dt, self.batch)
         self.blocks = -(-self.batch // block)
         self.mode = self._pick_mode()
@@ -552,7 +554,8 @@ class Training(driver.Run):
             self._resume(opts["resume"])
 
     def _pick_mode(self):
-        if self.blocks < 2 or not driver.on_main_thread() or numba.get_num_threads() < 2:
+        if (self.book or self.blocks < 2 or not driver.on_main_thread()
+                or numba.get_num_threads() < 2):
             return "serial"
         driver.threading_layer()  # start Numba's threads before the parallel kernel loads
         return "parallel"
@@ -562,10 +565,10 @@ class Training(driver.Run):
         n_layers = len(stack.layers)
         self.config = np.zeros(kt.CONFIG_SIZE, np.int64)
         self.config[[kt.C_EPOCHS, kt.C_BATCH, kt.C_SHUFFLE, kt.C_PATIENCE, kt.C_RECORD_STEPS,
-                     kt.C_HAS_VAL, kt.C_GIVEN_MASKS, kt.C_PARALLEL, kt.C_KIND]] = (
+                     kt.C_HAS_VAL, kt.C_GIVEN_MASKS, kt.C_PARALLEL, kt.C_KIND, kt.C_BOOK]] = (
             o["epochs"], self.batch, self.shuffle, o["patience"], o["record_steps"],
-            data.xv.shape[0] > 0, o["masks"] == "numpy" and stack.has_dropout,
-            self.mode == "parallel", KINDS[st["kind"]])
+            data.xv.shape[0] > 0, o["masks"] == "numpy" and bool(stack.drawn_layers()),
+            self.mode == "parallel", KINDS[st["kind"]], self.book)
         self.hyper = np.zeros(kt.HYPER_SIZE, np.float64)
         h1 = {"sgd": "momentum", "rmsprop": "rho", "adam": "beta_1"}.get(st["kind"])
         # without decay the book's optimizers never recompute current_learning_rate:
@@ -682,7 +685,10 @@ class Training(driver.Run):
                 size = bn * int(stack.sizes[layer + 1])
                 pos = mt19937.binomial1(key, pos, *mt19937.binomial_parameters(keep), words,
                                         self.given[off:off + size])
-                if keep < 1.0:  # a rate-0 layer's draws are all 1: consumed, not used
+                # a rate-0 layer's draws are all 1: consumed, not used -- but in the
+                # book's arithmetic its float64 mask (of ones) still widens what it
+                # passes on, so that family is told of it
+                if keep < 1.0 or self.book:
                     offsets[k, layer] = off
                 off += size
         np.random.set_state((state[0], key, pos, *state[3:]))  # noqa: NPY002
@@ -807,6 +813,22 @@ class Training(driver.Run):
                 reg += l1 * np.abs(a).sum() + l2 * (a * a).sum()
         return float(loss), float(accuracy), val_loss, val_accuracy, float(reg)
 
+    def _store_book_state(self, vec, names):
+        """The optimizer state as the book's optimizer leaves it under ``nnfs.init()``
+        (``kernels/train_book.py``): new float32 arrays, but float64 for the biases of
+        layers whose output goes through dropout (except Adagrad's cache: added to in
+        place, it keeps its float32)."""
+        stack = self.stack
+        in_place = self.opts["settings"]["kind"] == "adagrad"
+        wide = set() if in_place else {layer for layer, _ in stack.drawn_layers()}
+        for i, (layer, off, a, b) in enumerate(zip(stack.layers, stack.layer_off,
+                                                   stack.sizes[:-1], stack.sizes[1:],
+                                                   strict=True)):
+            setattr(layer, names[0], vec[off:off + a * b].reshape(a, b).astype(np.float32))
+            bias_dtype = np.float64 if i in wide else np.float32
+            setattr(layer, names[1], vec[off + a * b:off + a * b + b].reshape(1, b)
+                    .astype(bias_dtype))
+
     def final_params(self):
         if self.istate[kt.STATUS] == kt.PATIENCE_EXHAUSTED:
             return self.best
@@ -819,7 +841,11 @@ class Training(driver.Run):
         stack = self.stack
         stack.store(self.final_params())
         for names, vec in zip(self.state_names, (self.m, self.v), strict=True):
-            if names is not None:
+            if names is None:
+                continue
+            if self.book:
+                self._store_book_state(vec, names)
+            else:
                 stack.store(vec, names, create=True)
         optimizer = self.opts["optimizer"]
         if optimizer is not None:

@@ -27,7 +27,8 @@ signature, so it stays complete when the kernels behind them are restructured:
 * per float dtype, ``train`` on a network of every trainer family
   (``kernels.train.EXAMPLES``: each family is its own block kernel), serially and with a
   batch of several blocks on two threads, and the book's ``Model`` with dropout (its
-  NumPy-exact masks).
+  NumPy-exact masks), for float32 also as under ``nnfs.init()`` (the book's arithmetic,
+  ``kernels/train_book.py``).
 
 ``tests/test_warmup.py::test_warmup_covers_a_fresh_process`` checks that a process started
 after ``fastnn warmup --dtype float32`` compiles nothing.
@@ -196,11 +197,15 @@ def _train_steps(dtype, skipped):
 
         steps.append((f"{dtype} train, several blocks in parallel", parallel))
     steps.append((f"{dtype} Model with dropout", lambda: _model(dtype)))
+    if np.dtype(dtype) == np.float32:
+        steps.append(("Model under nnfs.init() (the book's arithmetic)",
+                      lambda: _model(dtype, nnfs_dot=True)))
     return steps
 
 
-def _model(dtype):
-    """The book's Model with dropout (quietly): its masks come from the compiled MT19937."""
+def _model(dtype, nnfs_dot=False):
+    """The book's Model with dropout (quietly): its masks come from the compiled MT19937;
+    ``nnfs_dot``: as under ``nnfs.init()`` (``kernels/train_book.py``)."""
     import contextlib
     import io
 
@@ -221,7 +226,7 @@ def _model(dtype):
               accuracy=Accuracy_Categorical())
     model.finalize()
     with contextlib.redirect_stdout(io.StringIO()):
-        model.train(X, y, epochs=1, validation_data=(X, y))
+        model._train(X, y, 1, None, 1, (X, y), nnfs_dot)
 
 
 def _data(n_features, n_classes, dtype, samples=_SAMPLES):

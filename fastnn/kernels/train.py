@@ -59,6 +59,7 @@ from .network import (
 from .noise import stream_key
 from .optim import decayed_rate, update
 from .target import prefer_vector_width
+from .train_book import SOFTMAX_LOSS, block_book, exp_matches_numpy, gradient_step, update_step
 
 #: helpers whose loops are sums over samples: ``reassoc`` lets LLVM vectorise them
 #: (8x faster than a scalar chain, measured).  Their order is a property of the compiled
@@ -75,8 +76,8 @@ LOSS_SUM, BEST_LOSS, REG_SUM = range(3)
 FSTATE_SIZE = 3
 #: config: int64 settings of the run
 (C_EPOCHS, C_BATCH, C_SHUFFLE, C_PATIENCE, C_RECORD_STEPS, C_MAX_STEPS, C_HAS_VAL,
- C_GIVEN_MASKS, C_PARALLEL, C_KIND) = range(10)
-CONFIG_SIZE = 10
+ C_GIVEN_MASKS, C_PARALLEL, C_KIND, C_BOOK) = range(11)
+CONFIG_SIZE = 11
 #: hyper: float64 settings
 H_LR, H_DECAY, H_1, H_2, H_EPS, H_TARGET = range(6)
 HYPER_SIZE = 6
@@ -432,11 +433,11 @@ def _pair_back2(work, xr, dz, n, params, d, hid, c, j):
 
 
 @njit(**HELPER)
-def _reduce_slots(gslots, lslots, n_blocks):
-    """Add the blocks' gradients into slot 0, in block order, and return the summed loss
-    and number correct."""
+def _reduce_slots(gslots, lslots, n_slots, n_blocks):
+    """Add the first ``n_slots`` gradient slots into slot 0, in block order, and return
+    the blocks' summed loss and number correct."""
     grad = gslots[0]
-    for blk in range(1, n_blocks):
+    for blk in range(1, n_slots):
         other = gslots[blk]
         for q in range(grad.shape[0]):
             grad[q] += other[q]
@@ -717,6 +718,7 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
     bs = config[C_BATCH]
     shuffled = config[C_SHUFFLE] != 0
     parallel = config[C_PARALLEL] != 0
+    book = config[C_BOOK] != 0  # the book family: serial, its blocks add into slot 0
     n_batches = (n + bs - 1) // bs
     yes = n > 0  # flags as run-time bools: a literal True would compile another build
     no = not yes
@@ -753,11 +755,12 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             nb = (np.int64(blk) + 1) * bn // n_blocks - pos0
             total, correct = block_fn(x, labels, perm, b0 + pos0, nb, pos0, n_div, params,
                                       sizes, layout, layer_off, work[tid], keep, keys, given,
-                                      gl, yes, not (same_block and loaded), gslots[blk])
+                                      gl, yes, not (same_block and loaded),
+                                      gslots[np.int64(0) if book else np.int64(blk)])
             lslots[blk, 0] = total
             lslots[blk, 1] = correct
         loaded = same_block
-        loss_sum, correct = _reduce_slots(gslots, lslots, n_blocks)
+        loss_sum, correct = _reduce_slots(gslots, lslots, 1 if book else n_blocks, n_blocks)
         if not np.isfinite(loss_sum):  # the state before the last update was good
             if istate[HAS_GOOD] != 0:
                 _copy(good, params)
@@ -767,14 +770,20 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
             istate[STATUS] = DIVERGED
             break
         grad = gslots[0]
-        reg_loss = _regularize(grad, params, sizes, layer_off, reg, yes)
+        reg_loss = _regularize(grad, params, sizes, layer_off, reg, not book)
+        if book:
+            gradient_step(grad, params, sizes, layer_off, reg, gl)
         lr = decayed_rate(hyper[H_LR], hyper[H_DECAY], it)
         _copy(params, good)
         _copy(m, good_m)
         _copy(v, good_v)
         istate[HAS_GOOD] = 1
-        update(config[C_KIND], params, grad, m, v, lr, hyper[H_1], hyper[H_2], hyper[H_EPS],
-               it)
+        if book:
+            update_step(config[C_KIND], params, grad, m, v, lr, hyper[H_1], hyper[H_2],
+                        hyper[H_EPS], it, sizes, layer_off, gl)
+        else:
+            update(config[C_KIND], params, grad, m, v, lr, hyper[H_1], hyper[H_2],
+                   hyper[H_EPS], it)
         if not (_all_finite(params) and _all_finite(m) and _all_finite(v)):
             _copy(good, params)
             _copy(good_m, m)
@@ -867,6 +876,9 @@ def _signatures(dtype):
     return block, train
 
 
+_exp_matches_numpy = functools.cache(exp_matches_numpy)
+
+
 def block_kernel(family, dtype):
     """The block kernel of a family for parameters of ``dtype``, compiled (or loaded)
     on first use."""
@@ -874,6 +886,11 @@ def block_kernel(family, dtype):
     dtype = np.dtype(dtype)
     if family == "pair23":
         fn, callees = _block_pair23, {}
+    elif family == "book":  # NumPy's float32 exp where this machine's NumPy has it
+        exp = "npexp" if _exp_matches_numpy() else "libm"
+        return compiled(block_book, f"book_{exp}_{name}",
+                        dict(softmax_loss=SOFTMAX_LOSS[exp]),
+                        _signatures(dtype)[0], fastmath=False)
     else:
         fn = _block_deep
         callees = dict(softmax_fn=_softmax_c3 if family == "deep_c3" else _softmax_cn)
