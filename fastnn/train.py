@@ -585,7 +585,7 @@ class Training(driver.Run):
         self.given = np.zeros(1, np.uint8)
         self.goff = np.full((1, n_layers), -1, np.int64)
         self.kernels = (kt.block_kernel(self.family, self.stack.dtype),
-                        kt.train_kernel(self.stack.dtype, self.mode == "parallel"))
+                        kt.train_kernel(self.stack.dtype, self.mode == "parallel", self.book))
 
     # -- checkpoints ------------------------------------------------------------------
     _STATE = ("params", "m", "v", "good", "good_m", "good_v", "best", "perm", "istate",

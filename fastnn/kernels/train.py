@@ -59,7 +59,9 @@ from .network import (
 from .noise import stream_key
 from .optim import decayed_rate, update
 from .target import prefer_vector_width
-from .train_book import SOFTMAX_LOSS, block_book, exp_matches_numpy, gradient_step, update_step
+from .train_book import SOFTMAX_LOSS, block_book, exp_matches_numpy
+from .train_book import gradient_step as _book_gradient_step
+from .train_book import update_step as _book_update_step
 
 #: helpers whose loops are sums over samples: ``reassoc`` lets LLVM vectorise them
 #: (8x faster than a scalar chain, measured).  Their order is a property of the compiled
@@ -827,6 +829,20 @@ def _train(block_fn, x, labels, xv, lv, sizes, layout, layer_off, params, m, v, 
 #: placeholders, replaced in each build (``_config.specialise``)
 softmax_fn = None
 thread_id = None
+gradient_step = None
+update_step = None
+
+
+@njit(**HELPER)
+def _no_gradient_step(g, w, sizes, layer_off, reg, goff):
+    """``gradient_step`` of the builds that do not run the book's arithmetic: never
+    called (their config says so), and nothing to compile (``train_book.update_step``
+    cost a first ``fastnn.train`` 1.3 s)."""
+
+
+@njit(**HELPER)
+def _no_update_step(kind, w, g, m, v, lr, h1, h2, eps, iterations, sizes, layer_off, goff):
+    """``update_step`` of the builds that do not run the book's arithmetic (as above)."""
 
 
 @njit(**HELPER)
@@ -897,13 +913,21 @@ def block_kernel(family, dtype):
     return compiled(fn, f"{family}_{name}", callees, _signatures(dtype)[0])
 
 
-def train_kernel(dtype, parallel):
+def train_kernel(dtype, parallel, book=False):
     """The chunk loop for parameters of ``dtype``: serial (a batch's blocks one after
     another; also the twin used off the main thread) or parallel (in ``prange``).  Both
-    give the same bits; each is compiled (or loaded) on first use."""
+    give the same bits; each is compiled (or loaded) on first use.  ``book``: the serial
+    build that finishes each step with the book's arithmetic (``train_book.py``; the
+    ``book`` family's, float64)."""
     name = np.dtype(dtype).name
     dtype = np.dtype(dtype)
+    steps = dict(gradient_step=_no_gradient_step, update_step=_no_update_step)
     if parallel:
-        return compiled(_train, f"{name}_parallel", dict(thread_id=numba.get_thread_id),
+        return compiled(_train, f"{name}_parallel",
+                        dict(thread_id=numba.get_thread_id, **steps),
                         _signatures(dtype)[1], parallel=True)
-    return compiled(_train, name, dict(thread_id=_no_thread_id), _signatures(dtype)[1])
+    if book:
+        name += "_book"
+        steps = dict(gradient_step=_book_gradient_step, update_step=_book_update_step)
+    return compiled(_train, name, dict(thread_id=_no_thread_id, **steps),
+                    _signatures(dtype)[1])
