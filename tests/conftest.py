@@ -8,6 +8,7 @@ second core while the other tests run on the first, and ``test_warmup.py`` waits
 Nothing starts when ``test_warmup.py``'s slow tests are not collected (a subset run).
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 _WARMUP_TESTS = "tests/test_warmup.py::test_warmup_"
 
 
+def _lower_priority():
+    """In the warmup process: yield the CPU to the tests (nice 10), so it compiles on
+    what they leave idle instead of slowing the suite's own work."""
+    os.nice(10)
+
+
 class BackgroundWarmup:
     """``python -m fastnn warmup --dtype float32`` into an empty cache, running."""
 
@@ -30,7 +37,8 @@ class BackgroundWarmup:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastnn", "warmup", "--dtype", "float32"], cwd=ROOT,
             env=env(NUMBA_CACHE_DIR=str(self.cache)), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+            preexec_fn=_lower_priority if hasattr(os, "nice") else None)
         self.result = None
 
     def wait(self, timeout):
