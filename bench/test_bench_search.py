@@ -54,6 +54,13 @@ SEED = 1  # fastnn.search's seed; the NumPy loops seed their own generators with
 SMOKE_STEPS = 20  # steps per search under --benchmark-disable
 
 
+def rounds(n):
+    """``n`` rounds, or fewer under ``FASTNN_BENCH_MAX_ROUNDS`` (CI's short timed runs,
+    whose gate takes the median of three runs anyway)."""
+    cap = int(os.environ.get("FASTNN_BENCH_MAX_ROUNDS", "0") or 0)
+    return min(n, cap) if cap > 0 else n
+
+
 def _load_reference():
     """``tests/reference.py`` (plain NumPy, holds the seed notebook's classes verbatim),
     loaded by path: ``tests`` is not a package."""
@@ -314,7 +321,7 @@ def test_search_fastnn(benchmark, workload):
     work, X, y, _, iterations = workload
     info = {"bar": 60} if work is BOOK else {}
     setup(benchmark, work.group(iterations), "fastnn", evaluations=iterations, **info)
-    result = fastnn_rounds(benchmark, work.sizes, X, y, rounds=15, iterations=iterations,
+    result = fastnn_rounds(benchmark, work.sizes, X, y, rounds=rounds(15), iterations=iterations,
                            scale=work.scale)
     assert result.mode == "serial" and result.evaluations == iterations
     benchmark.extra_info["final_loss"] = result.loss
@@ -327,7 +334,7 @@ def test_search_numpy_vectorised(benchmark, workload):
     setup(benchmark, work.group(iterations), "numpy-vectorised", evaluations=iterations)
     search = NumpySearch(X, y, list(work.sizes))
     loss, _ = benchmark.pedantic(search, args=(start, iterations, work.scale, SEED),
-                                 rounds=7)
+                                 rounds=rounds(7))
     benchmark.extra_info["final_loss"] = loss
     record_rate(benchmark)
 
@@ -340,7 +347,7 @@ def test_search_notebook(benchmark, book):
         fastnn.MLP(list(work.sizes), seed=0).loss(X, y), rel=RTOL)
     loss, _ = benchmark.pedantic(
         notebook_search, args=(X, y, list(work.sizes), start, iterations, work.scale, SEED),
-        rounds=5)
+        rounds=rounds(5))
     benchmark.extra_info["final_loss"] = loss
     record_rate(benchmark)
 
@@ -395,7 +402,7 @@ def test_search_threads(benchmark, thread_group, impl):
     info = {"bar": bar} if role == "subject" and bar is not None else {}
     setup(benchmark, group, impl, role=role, scaling=True, evaluations=evaluations,
           threading_layer=layer, threads=numba.config.NUMBA_NUM_THREADS, **info)
-    result = fastnn_rounds(benchmark, BOOK.sizes, X, y, rounds=15, iterations=iterations,
+    result = fastnn_rounds(benchmark, BOOK.sizes, X, y, rounds=rounds(15), iterations=iterations,
                            scale=BOOK.scale, **common, **opts)
     assert result.evaluations == evaluations
     assert result.mode == ("serial" if opts["parallel"] is False else opts["parallel"])
