@@ -19,7 +19,7 @@ Variants (the reference for the two ``nnfs.init()`` variants is the same noteboo
   nnfs_before_import  ``nnfs.init()`` where the notebook has it, fastnn imported after
   no_nnfs             ``nnfs.init()`` replaced by ``np.random.seed(0)`` in both runs
 and, beyond the seed's own draws, the nnfs variant with ``np.random.seed(k)`` right after
-``nnfs.init()`` for k = 1, 2 (``test_notebook_prints_the_same_with_other_random_draws``).
+``nnfs.init()`` for k = 1 (``test_notebook_prints_the_same_with_other_random_draws``).
 
 Run time: ~2.5 s per notebook run (~30,000 iterations in all), ~20 s for the file with
 compiled kernels in the cache, plus ~10-20 s the first time after any change to
@@ -319,8 +319,8 @@ def test_fastnn_run_time_is_reported(runs):
 
 # --- the same notebook with other random draws ----------------------------------------
 
-#: np.random.seed(k) right after nnfs.init(): the first few k, not hand-picked ones.
-OTHER_SEEDS = [1, 2]
+#: np.random.seed(k) right after nnfs.init(): the first k after 0, not a hand-picked one.
+OTHER_SEEDS = [1]
 
 
 @pytest.fixture(scope="module")
