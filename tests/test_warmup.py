@@ -139,9 +139,9 @@ def warmed(background_warmup):
     """``python -m fastnn warmup --dtype float32`` into an empty cache directory, started
     in the background as the session started (``tests/conftest.py``): (the finished
     process, the cache directory)."""
-    (proc, out, err), cache = background_warmup.wait(TIMEOUT)
-    assert proc.returncode == 0, err[-5000:]
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), cache
+    proc, cache = background_warmup.wait(TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return proc, cache
 
 
 @pytest.mark.slow
