@@ -121,3 +121,13 @@ def background_warmup():
         warmup.claim_and_start()
     return warmup
 
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """``-n`` without ``--dist``: whole files per worker (``loadfile``), so each
+    module-scoped fixture (a notebook run, the book's scripts) is made once, not once
+    per worker.  Not in pyproject's addopts: any ``--dist`` there would switch
+    pytest-benchmark off in ``pytest bench`` runs."""
+    if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
+        config.option.dist = "loadfile"
