@@ -32,6 +32,7 @@ from .losses import (
     accuracy,
 )
 from .model import Model
+from .modelfile import ModelFileError, load, save
 from .network import MLP
 from .noise import gaussian_noise
 from .optimizers import (
@@ -58,6 +59,9 @@ __all__ = [
     "TrainResult",
     "TrainHistory",
     "Model",
+    "save",
+    "load",
+    "ModelFileError",
     "gaussian_noise",
     "Activation_ReLU",
     "Activation_Relu",

@@ -19,6 +19,7 @@ raise ``NotImplementedError``; ``_HEADS`` is where they would be added.
 
 import numpy as np
 
+from . import modelfile
 from . import train as _train
 from ._validation import as_matrix, as_positive_int
 from .layers import Layer_Input, dot_result_dtype
@@ -39,24 +40,30 @@ class Model:
     def __init__(self):
         self.layers = []
         self.softmax_classifier_output = None
+        self.loss = self.optimizer = self.accuracy = None
+        self.made_by = None  # the last train's record, written by save()
 
     def add(self, layer):
         self.layers.append(layer)
 
-    def set(self, *, loss, optimizer, accuracy):
-        self.loss = loss
-        self.optimizer = optimizer
-        self.accuracy = accuracy
+    def set(self, *, loss=None, optimizer=None, accuracy=None):
+        """Set what is given (chapter 21: a model loaded for inference needs no
+        optimizer)."""
+        if loss is not None:
+            self.loss = loss
+        if optimizer is not None:
+            self.optimizer = optimizer
+        if accuracy is not None:
+            self.accuracy = accuracy
 
     def finalize(self):
         """Link the layers (``prev``/``next``, as the book does), find the trainable
         ones and tell the loss about them."""
         if not self.layers:
             raise ValueError("the model has no layers: add them before finalize()")
-        for name in ("loss", "optimizer", "accuracy"):
-            if not hasattr(self, name):
-                raise ValueError(f"call model.set(loss=..., optimizer=..., accuracy=...) "
-                                 f"before finalize() ({name} is missing)")
+        if getattr(self, "loss", None) is None:
+            raise ValueError("call model.set(loss=..., optimizer=..., accuracy=...) "
+                             "before finalize() (loss is missing)")
         self.input_layer = Layer_Input()
         self.trainable_layers = []
         count = len(self.layers)
@@ -99,6 +106,8 @@ class Model:
         of every ``print_every``-th and the last step, the ``training,`` summary and,
         with ``validation_data``, the ``validation,`` line of every epoch."""
         self._check()
+        if getattr(self, "optimizer", None) is None:
+            raise ValueError("call model.set(optimizer=...) before train")
         print_every = as_positive_int(print_every, "print_every")
         if hasattr(self.accuracy, "init"):
             self.accuracy.init(y)
@@ -124,7 +133,9 @@ class Model:
         try:
             run.execute()
         finally:
-            run.finish()
+            result = run.finish()
+            self.made_by = modelfile.provenance("train", run.arguments(), result, data.x,
+                                                data.labels, data.xv)
         if run.stopped == "interrupted":
             raise KeyboardInterrupt  # as the book's loop would, with the model updated
         if validation_data is not None and not per_epoch:
@@ -163,6 +174,63 @@ class Model:
         stack = _train.Stack.of(self.layers, None)
         data = _train.Data.of(stack, X, y, None)
         return data.x, data.labels
+
+    # -- model files (chapter 21, without pickle) -------------------------------------------
+    def get_parameters(self):
+        """``[(weights, biases), ...]`` of the trainable layers (chapter 21)."""
+        self._finalized()
+        return [layer.get_parameters() for layer in self.trainable_layers]
+
+    def set_parameters(self, parameters):
+        """Assign ``[(weights, biases), ...]`` to the trainable layers (chapter 21); the
+        count and every shape must match."""
+        self._finalized()
+        parameters = list(parameters)
+        if len(parameters) != len(self.trainable_layers):
+            raise ValueError(f"parameters has {len(parameters)} (weights, biases) pairs, "
+                             f"but the model has {len(self.trainable_layers)} trainable "
+                             "layers")
+        for i, (pair, layer) in enumerate(zip(parameters, self.trainable_layers,
+                                              strict=True)):
+            weights, biases = pair
+            want = np.shape(layer.weights)
+            if np.shape(weights) != want or np.size(biases) != want[1]:
+                raise ValueError(f"parameters[{i}] has shapes {np.shape(weights)}, "
+                                 f"{np.shape(biases)}; layer {i} needs {want}, "
+                                 f"(1, {want[1]})")
+            layer.set_parameters(weights, biases)
+
+    def save_parameters(self, path):
+        """Write the parameters to ``path`` (chapter 21; a ``.npz`` model file, not a
+        pickle)."""
+        from . import modelfile
+        return modelfile.save_parameters(self.get_parameters(), path)
+
+    def load_parameters(self, path):
+        """Read parameters written by ``save_parameters`` (or any model file with the
+        same layer sizes) into the layers."""
+        from . import modelfile
+        params, meta, _ = modelfile.read(path)
+        pairs = list(modelfile._split(params, meta["sizes"]))
+        self.set_parameters(pairs)
+
+    def save(self, path, *, metadata=None):
+        """Write the whole model to ``path`` (chapter 21; a ``.npz`` model file, not a
+        pickle): layers, parameters, loss, accuracy, the optimizer's settings and the
+        state it keeps on the layers."""
+        from . import modelfile
+        return modelfile.save(self, path, metadata=metadata)
+
+    @staticmethod
+    def load(path):
+        """The ``Model`` saved in ``path``, finalized, ready to predict, evaluate or
+        train on (chapter 21's ``Model.load``)."""
+        from . import modelfile
+        return modelfile.load(path, expect="model")
+
+    def _finalized(self):
+        if not hasattr(self, "trainable_layers"):
+            raise ValueError("call model.finalize() first")
 
     # -- the book's passes, for code that calls them -----------------------------------
     def forward(self, X, training):

@@ -41,6 +41,10 @@ _LAYER_CLASSES = {"dense": "Layer_Dense", "relu": "Activation_ReLU",
                   "dropout": "Layer_Dropout", "softmax": "Activation_Softmax"}
 
 
+_KIND_NAMES = {"mlp": "fastnn.MLP", "model": "Model", "layers": "list of dense layers",
+               "parameters": "list of (weights, biases) pairs"}
+
+
 class ModelFileError(ValueError):
     """A model file is damaged, foreign, from a newer fastnn, or inconsistent."""
 
@@ -90,7 +94,7 @@ def save(model, path, *, result=None, metadata=None):
         arrays.update(_model_state(stack))
     elif kind == "layers":
         meta["layers"] = [_dense_entry(layer) for layer in stack.layers]
-    made = result.provenance() if result is not None else getattr(model, "made_by", None)
+    made = result.provenance if result is not None else getattr(model, "made_by", None)
     meta.update(_provenance(made), metadata=metadata, **_versions())
     _archive.write(path, arrays, meta, _kind())
     return path
@@ -172,6 +176,24 @@ def _model_state(stack):
     return arrays
 
 
+def provenance(how, arguments, result, x, labels, xv):
+    """What a model file records about the run that made a network: ``made_by`` (``how``:
+    "search" or "train", the run's ``arguments``, seed, steps, why it stopped, seconds),
+    ``data`` (a fingerprint of the samples and labels, their counts) and ``metrics``
+    (final loss and accuracy, on the validation data too when there was some)."""
+    from ._archive import fingerprint
+
+    return {
+        "made_by": {"how": how, "arguments": arguments, "seed": int(result.seed),
+                    "steps": int(result.steps), "stopped": result.stopped,
+                    "seconds": float(result.seconds)},
+        "data": {"fingerprint": fingerprint(x, labels), "samples": int(x.shape[0]),
+                 "features": int(x.shape[1]), "validation_samples": int(xv.shape[0])},
+        "metrics": {"loss": float(result.loss), "accuracy": float(result.accuracy),
+                    "val_loss": result.val_loss, "val_accuracy": result.val_accuracy},
+    }
+
+
 def _provenance(made):
     made = dict(made or {})
     return {"made_by": made.get("made_by"), "data": made.get("data"),
@@ -202,13 +224,18 @@ def read(path):
     return _check(path, arrays, meta)
 
 
-def load(path):
+def load(path, *, expect=None):
     """The network in model file ``path``: an ``MLP``, a ``Model`` (finalized, its
     optimizer rebuilt with the saved settings and state), a list of dense layers, or a
-    list of ``(weights, biases)`` pairs, as it was saved.  The loaded object's
-    ``file_info`` holds the file's metadata."""
+    list of ``(weights, biases)`` pairs, as it was saved.  ``MLP``s and ``Model``s have
+    the file's metadata in ``file_info``.  ``expect``: the kind required (``MLP.load``
+    wants an ``mlp``; ``ModelFileError`` otherwise)."""
     params, meta, state = read(path)
     kind, sizes, dtype = meta["kind"], meta["sizes"], np.dtype(meta["dtype"])
+    if expect is not None and kind not in ((expect,) if isinstance(expect, str) else expect):
+        raise ModelFileError(f"model file {str(path)!r} holds a {_KIND_NAMES[kind]}, not a "
+                             f"{_KIND_NAMES[expect if isinstance(expect, str) else expect[0]]}"
+                             f"; load it with fastnn.load")
     if kind == "mlp":
         from .network import MLP
 
@@ -225,6 +252,17 @@ def load(path):
         model = _build_model(meta, params, sizes, state)
     model.file_info = ModelInfo(meta)
     return model
+
+
+def load_network(path):
+    """``(MLP, meta)``: the network of any model file as an ``MLP`` (dense layers, ReLU
+    between, softmax at the end; dropout is off at inference), for predictions."""
+    from .network import MLP
+
+    params, meta, _ = read(path)
+    net = MLP(meta["sizes"], seed=0, dtype=meta["dtype"])
+    net.params = params
+    return net, ModelInfo(meta)
 
 
 def _split(params, sizes):
@@ -277,7 +315,7 @@ def _build_model(meta, params, sizes, state):
     settings = meta["optimizer"]
     optimizer = None
     if settings is not None:
-        cls = optimizers.OPTIMIZER_CLASSES[settings["kind"]]
+        cls = optimizers.OPTIMIZERS[settings["kind"]]
         hyper = {k: v for k, v in settings.items()
                  if k not in ("kind", "iterations", "current_learning_rate")}
         optimizer = cls(**hyper)

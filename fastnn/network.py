@@ -151,6 +151,25 @@ class MLP:
             normals = rng.standard_normal(shape) if rng is not None else np.random.randn(*shape)
             layer.weights[...] = 0.01 * normals
         self._local = threading.local()
+        #: how the parameters were made, recorded by ``fastnn.search``/``fastnn.train``
+        #: and written by ``save`` (``fastnn.modelfile.provenance``)
+        self.made_by = None
+
+    # -- model files ----------------------------------------------------------------------
+    def save(self, path, *, metadata=None):
+        """Write the network to ``path`` (a ``.npz`` model file, no pickle): sizes, dtype,
+        parameters, how the last ``fastnn.search``/``train`` made them, the data's
+        fingerprint and the final metrics, and ``metadata`` (a JSON-able dict of yours).
+        ``fastnn.load(path)`` or ``MLP.load(path)`` gives it back."""
+        from . import modelfile
+        return modelfile.save(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path):
+        """The ``MLP`` saved in ``path`` (``ModelFileError`` if it is not a valid model
+        file of an ``MLP``)."""
+        from . import modelfile
+        return modelfile.load(path, expect="mlp")
 
     # -- parameters -----------------------------------------------------------------
     @property
@@ -230,6 +249,7 @@ class MLP:
         """An independent network with the same sizes, dtype and parameters."""
         other = MLP(self.sizes.tolist(), seed=0, dtype=self.dtype)
         other.params = self._params
+        other.made_by = self.made_by
         return other
 
     def __repr__(self):

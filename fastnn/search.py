@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import driver
+from . import driver, modelfile
 from ._validation import (
     as_labels,
     as_matrix,
@@ -114,6 +114,8 @@ class SearchResult:
     mode: str
     val_loss: float | None = None
     val_accuracy: float | None = None
+    #: what a model file records about this run (``fastnn.modelfile.provenance``)
+    provenance: dict | None = field(default=None, repr=False)
 
     @property
     def evaluations_per_second(self):
@@ -184,6 +186,10 @@ def search(model, X, y, *, strategy="perturb", iterations=10_000, scale=0.05, ca
     net.store(result.params)
     if opts["checkpoint"] is not None:  # after the model holds the result: nothing lost
         driver.save(run, opts["checkpoint"])
+    result.provenance = modelfile.provenance("search", run.arguments(), result, x, labels,
+                                             xv)
+    if isinstance(model, MLP):  # what model.save() records
+        model.made_by = result.provenance
     return result
 
 
@@ -383,6 +389,16 @@ class _Run(driver.Run):
         self.mode = self._pick_mode(p)
 
     # -- set-up ---------------------------------------------------------------------
+    def arguments(self):
+        """The search's arguments and layer sizes (without the data)."""
+        o = self.opts
+        return dict(layer_sizes=self.net.sizes.tolist(), dtype=self.net.dtype.name,
+                    strategy=o["strategy"], iterations=o["iterations"], scale=o["scale"],
+                    candidates=o["candidates"], chains=o["chains"], seed=o["seed"],
+                    adapt=o["adapt"],
+                    target_loss=None if o["target_loss"] == -math.inf else o["target_loss"],
+                    patience=o["patience"] or None)
+
     def _meta(self):
         o = self.opts
         # validation data is part of the data (its history entries are in the

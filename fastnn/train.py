@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import driver
+from . import driver, modelfile
 from ._validation import (
     as_labels,
     as_matrix,
@@ -102,6 +102,8 @@ class TrainResult:
     stopped: str
     seed: int
     mode: str
+    #: what a model file records about this run (``fastnn.modelfile.provenance``)
+    provenance: dict | None = field(default=None, repr=False)
 
     @property
     def seconds_per_epoch(self):
@@ -178,6 +180,10 @@ def train(model, X, y, *, optimizer="adam", epochs=1000, batch_size=None, shuffl
     result = run.finish()
     if opts["checkpoint"] is not None:  # after the model holds the result: nothing lost
         driver.save(run, opts["checkpoint"])
+    result.provenance = modelfile.provenance("train", run.arguments(), result, data.x,
+                                             data.labels, data.xv)
+    if isinstance(model, MLP):  # what model.save() records
+        model.made_by = result.provenance
     return result
 
 
@@ -590,6 +596,14 @@ class Training(driver.Run):
     # -- checkpoints ------------------------------------------------------------------
     _STATE = ("params", "m", "v", "good", "good_m", "good_v", "best", "perm", "istate",
               "fstate")
+
+    def arguments(self):
+        """The run's arguments and network (without the data), for model files."""
+        meta = self.meta()
+        del meta["kind"], meta["data"]
+        meta.update(epochs=self.opts["epochs"], target_loss=None if math.isinf(
+            meta["target_loss"]) else meta["target_loss"], patience=meta["patience"] or None)
+        return meta
 
     def meta(self):
         o = self.opts

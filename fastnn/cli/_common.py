@@ -96,6 +96,10 @@ def add_run_arguments(group, *, what, unit_option):
 
 def add_output_arguments(p):
     out = p.add_argument_group("output")
+    out.add_argument("--save", metavar="PATH",
+                     help="write the network to a model file (.npz, no pickle): load it "
+                          "with fastnn.load, or use it with fastnn predict / fastnn plot; "
+                          "an interrupted run saves the best so far")
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it goes to stderr)")
     out.add_argument("--json", action="store_true",
@@ -312,3 +316,38 @@ def validation_rows(s):
     return [("validation loss", f"{s['val_loss']:.6f}"),
             ("validation accuracy", f"{s['val_accuracy']:.4f}")]
 
+
+
+# -- model files -------------------------------------------------------------------------
+
+
+def check_save(args, parser):
+    """``--save PATH``: its folder exists and is writable, and it is not a folder
+    (checked before any work, so a long run never ends unable to save)."""
+    path = getattr(args, "save", None)
+    if path is None:
+        return
+    where = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error(f"argument --save: {path} is a directory")
+    if not os.path.isdir(where):
+        parser.error(f"argument --save: directory {where} does not exist")
+    if not os.access(where, os.W_OK | os.X_OK):
+        parser.error(f"argument --save: directory {where} is not writable")
+
+
+def save_model(args, parser, model, result, command, info, vinfo):
+    """Write ``--save``'s model file (nothing without it), recording the command line's
+    data and validation choices next to what the run recorded; returns the path."""
+    if args.save is None:
+        return None
+    from ..modelfile import save
+
+    data = {k: info.get(k) for k in ("data", "samples", "samples_per_class", "classes")}
+    metadata = {"command": f"fastnn {command}", "data_source": data,
+                "validation": vinfo.get("validation")}
+    try:
+        save(model, args.save, result=result, metadata=metadata)
+    except OSError as exc:
+        parser.error(f"argument --save: cannot write {args.save}: {exc}")
+    return args.save

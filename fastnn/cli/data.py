@@ -104,7 +104,7 @@ def load_data(path):
     return _check_data(X, y)
 
 
-def _read_npz(path):
+def _read_npz(path, labels_optional=False):
     with open(path, "rb") as f:
         magic = f.read(6)
     if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
@@ -121,24 +121,92 @@ def _read_npz(path):
         x_key, y_key = (next((k for k in keys if k in names), None) for keys in NPZ_KEYS)
         if x_key is None and y_key is None and sorted(names) == ["arr_0", "arr_1"]:
             x_key, y_key = "arr_0", "arr_1"
+        if labels_optional and x_key is None and y_key is None and len(names) == 1:
+            x_key = names[0]
+        if labels_optional and x_key is not None and y_key is None:
+            return _read_arrays(loaded, [x_key]) + [None]
         if x_key is None or y_key is None:
             raise DataError(f"expected arrays named X and y (or x and Y), found: "
                             f"{', '.join(names) or 'no arrays'}")
-        arrays = []
-        for key in (x_key, y_key):
-            try:
-                arrays.append(loaded[key])
-            except ValueError as exc:
-                if "allow_pickle" in str(exc):
-                    raise DataError(f"array {key} holds Python objects (dtype object); save "
-                                    "it as numbers") from None
-                raise DataError(f"cannot read array {key} ({exc})") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise DataError(f"cannot read array {key} ({exc})") from None
-        return arrays
+        return _read_arrays(loaded, [x_key, y_key])
+
+
+def _read_arrays(loaded, keys):
+    arrays = []
+    for key in keys:
+        try:
+            arrays.append(loaded[key])
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise DataError(f"array {key} holds Python objects (dtype object); save "
+                                "it as numbers") from None
+            raise DataError(f"cannot read array {key} ({exc})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"cannot read array {key} ({exc})") from None
+    return arrays
+
+
+def load_inputs(path, n_features):
+    """``(X, y or None)`` from a file to predict on: the model's ``n_features`` feature
+    columns, and labels when there are any -- a ``.npz`` with ``X`` (or ``x``, or the
+    only array) and optionally ``y`` (or ``Y``), a ``.csv`` with ``n_features`` columns,
+    or ``n_features + 1`` with the label last.  Labels may be a single class (any
+    integers >= 0, or one-hot rows).  Raises DataError saying what is wrong."""
+    path = os.fspath(path)
+    kind = os.path.splitext(path)[1].lower()
+    if kind not in (".npz", ".csv"):
+        raise DataError("expected a .npz or .csv file (by its extension)")
+    if os.path.isdir(path):
+        raise DataError("is a directory")
+    if not os.path.exists(path):
+        raise DataError("no such file")
+    if kind == ".csv":
+        data, lines = _read_csv_rows(path)
+        if data.shape[1] not in (n_features, n_features + 1):
+            raise DataError(f"has {data.shape[1]} columns, but the model takes {n_features} "
+                            f"features: give {n_features} columns, or {n_features + 1} with "
+                            "the label last")
+        X = data[:, :n_features]
+        y = data[:, n_features] if data.shape[1] > n_features else None
+    else:
+        X, y = _read_npz(path, labels_optional=True)
+    X, y = np.asarray(X), None if y is None else np.asarray(y)
+    if X.ndim == 2 and X.shape[1] != n_features:
+        raise DataError(f"X has {X.shape[1]} features (columns), but the model takes "
+                        f"{n_features}")
+    if y is None:
+        return _check_features(X), None
+    return _check_data(X, y, min_classes=1)
+
+
+def _check_features(X):
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"X must hold numbers, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise DataError(f"X must be 2-D (samples, features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise DataError("X has no samples")
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1)) if X.dtype.kind == "f" else ()
+    if len(bad):
+        raise DataError(f"X row {bad[0]} has a NaN or infinite value")
+    return X
 
 
 def _read_csv(path):
+    data, lines = _read_csv_rows(path)
+    if data.shape[1] < 2:
+        raise DataError("needs at least 2 columns: the features, then the label")
+    labels = data[:, -1]
+    bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0))
+    if bad.size:
+        raise DataError(f"line {lines[bad[0]]}: the label (last column) must be an integer "
+                        f">= 0, got {labels[bad[0]]:g}")
+    return data[:, :-1], labels
+
+
+def _read_csv_rows(path):
+    """(every row as a float matrix, their line numbers); a first line that is not
+    numbers is a header."""
     rows, lines, width, header = [], [], None, False
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -170,18 +238,11 @@ def _read_csv(path):
         raise DataError(f"is not valid CSV ({exc})") from None
     if not rows:
         raise DataError("has no data rows")
-    if width < 2:
-        raise DataError("needs at least 2 columns: the features, then the label")
     data = np.array(rows)
     bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
     if bad.size:
         raise DataError(f"line {lines[bad[0]]} has a NaN or infinite value")
-    labels = data[:, -1]
-    bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0))
-    if bad.size:
-        raise DataError(f"line {lines[bad[0]]}: the label (last column) must be an integer "
-                        f">= 0, got {labels[bad[0]]:g}")
-    return data[:, :-1], labels
+    return data, lines
 
 
 def _is_float(text):
@@ -192,7 +253,7 @@ def _is_float(text):
     return True
 
 
-def _check_data(X, y):
+def _check_data(X, y, min_classes=2):
     X, y = np.asarray(X), np.asarray(y)
     if X.dtype.kind not in "biuf":
         raise DataError(f"X must hold numbers, got dtype {X.dtype}")
@@ -226,9 +287,9 @@ def _check_data(X, y):
     if y.min() < 0:
         raise DataError(f"y labels must be >= 0 (classes 0, 1, ...), got {y.min()}")
     top = int(y.max())
-    if top < 1:
+    if top < 1 and min_classes > 1:
         raise DataError("y has a single class (0); a classifier needs at least 2")
-    if top >= y.shape[0]:
+    if top >= y.shape[0] and min_classes > 1:
         raise DataError(f"y labels must be 0..C-1 for C classes; the largest, {top}, is more "
                         f"than the {y.shape[0]} samples can cover")
     return X, y.astype(np.int64)

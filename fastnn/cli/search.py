@@ -1,8 +1,9 @@
 """``fastnn search`` (the default command): ``fastnn.search``, the compiled random search,
 on an nnfs data set (``spiral``, ``vertical``, or ``sine`` turned into classes) or on the
-user's own ``.npz``/``.csv`` file (``--data``), optionally measured on validation data
-(``--validation-split``, ``--validation-data``; none by default, so the default run and
-its checkpoints are as before validation existed).
+user's own ``.npz``/``.csv`` file (``--data``), measured on held-out data too: a fresh
+draw of the nnfs data set by default (as the book's chapter 11), ``--validation-split``,
+``--validation-data``, or none (``--no-validation``; the default for ``--data``).
+``--save`` writes the best network to a model file.
 
 A tqdm progress bar on stderr, a summary on stdout (``--json`` for scripts), checkpoints
 (``--checkpoint``, ``--resume``); Ctrl-C stops it with the best parameters so far (exit
@@ -33,7 +34,7 @@ HELP = "compiled random search (fastnn.search) on nnfs data or your own file"
 def add_arguments(p):
     p.epilog = ("Exit status: 0 when done (early stops included), 2 for bad arguments or data, "
                 "130 when interrupted by Ctrl-C (after printing the best-so-far summary).")
-    _common.add_data_arguments(p, validation_default="none")
+    _common.add_data_arguments(p, validation_default="draw")
 
     net = p.add_argument_group("network and search")
     net.add_argument("--layers", type=_args.layer_sizes, default=None, metavar="SIZES",
@@ -104,9 +105,10 @@ def run(args, parser):
     if args.adapt and args.strategy != "perturb":
         parser.error("argument --adapt: applies to --strategy perturb only")
     checkpoint, resumed_at = _common.check_run_options(args, parser, "fastnn.search", _steps_done)
+    _common.check_save(args, parser)
     X, y, info = _common.load_data(args, parser)
     X, y, validation, vinfo = _common.validation_data(args, parser, X, y, info,
-                                                      default="none")
+                                                      default="draw")
     features, classes = X.shape[1], info["classes"]
     layers = args.layers or [features, 3, classes]
     _common.check_layers(layers, features, classes, info, parser)
@@ -130,6 +132,7 @@ def run(args, parser):
             raise
         parser.error(f"argument --checkpoint: cannot write {checkpoint}: {exc}")
     rate = result.evaluations_per_second
+    saved = _common.save_model(args, parser, model, result, "search", info, vinfo)
     description = info.pop("description")
     summary = dict(
         info, features=features, layers=layers, parameters=model.n_params,
@@ -141,7 +144,7 @@ def run(args, parser):
         seed=result.seed, chain=result.chain, stopped=result.stopped,
         interrupted=result.interrupted, resumed=args.resume is not None,
         resumed_from=args.resume, resumed_at_step=resumed_at, checkpoint=checkpoint,
-        fastnn=__version__)
+        saved=saved, fastnn=__version__)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -179,6 +182,8 @@ def _summary_text(s, description):
     ]
     if s["checkpoint"]:
         rows.append(("checkpoint", s["checkpoint"]))
+    if s["saved"]:
+        rows.append(("model file", s["saved"]))
     head = [f"fastnn search: {description}, network {sizes} ({s['parameters']} parameters, "
             f"{s['dtype']})",
             f"{s['strategy']}, {s['iterations']} iterations, scale {s['scale']:g}"

@@ -186,6 +186,7 @@ def _per_layer(values, count, option, what, parser):
 def run(args, parser):
     hyper = _check_hyperparameters(args, parser)
     checkpoint, resumed_at = _common.check_run_options(args, parser, "fastnn.train", _epochs_done)
+    _common.check_save(args, parser)
     X, y, info = _common.load_data(args, parser)
     # the initial weights are drawn after the data set, as the book's scripts draw them
     drawn = ()
@@ -223,6 +224,7 @@ def run(args, parser):
         if checkpoint is None:
             raise
         parser.error(f"argument --checkpoint: cannot write {checkpoint}: {exc}")
+    saved = _common.save_model(args, parser, model, result, "train", info, vinfo)
     description = info.pop("description")
     per_epoch = result.seconds_per_epoch
     summary = dict(
@@ -240,7 +242,7 @@ def run(args, parser):
         mode=result.mode, seed=result.seed, stopped=result.stopped,
         interrupted=result.interrupted, resumed=args.resume is not None,
         resumed_from=args.resume, resumed_at_epoch=resumed_at, checkpoint=checkpoint,
-        fastnn=__version__)
+        saved=saved, fastnn=__version__)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -292,5 +294,7 @@ def _summary_text(s, description):
     ]
     if s["checkpoint"]:
         rows.append(("checkpoint", s["checkpoint"]))
+    if s["saved"]:
+        rows.append(("model file", s["saved"]))
     rows.append(("fastnn", s["fastnn"]))
     return _common.table(head, rows)
