@@ -378,13 +378,9 @@ def _check_layers(meta, sizes, kind, bad):
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         bad("layers is not a list of layer entries")
     types = [e.get("type") for e in entries]
-    if kind == "layers" and set(types) != {"dense"}:
-        bad("a layers file holds dense layers only")
-    if types.count("dense") != len(sizes) - 1:
-        bad(f"{types.count('dense')} dense layers for sizes {sizes}")
     for i, e in enumerate(entries):
-        if e["type"] not in _LAYER_CLASSES:
-            bad(f"layers[{i}] has unknown type {e['type']!r}")
+        if e.get("type") not in _LAYER_CLASSES:
+            bad(f"layers[{i}] has unknown type {e.get('type')!r}")
         if e["type"] == "dense":
             if e.get("class") not in ("Dense_Layer", "Layer_Dense"):
                 bad(f"layers[{i}] has class {e.get('class')!r}")
@@ -393,6 +389,10 @@ def _check_layers(meta, sizes, kind, bad):
                     bad(f"layers[{i}].{name} is {e.get(name)!r}, not a number >= 0")
         if e["type"] == "dropout" and not (_nonneg(e.get("rate")) and e["rate"] < 1):
             bad(f"layers[{i}].rate is {e.get('rate')!r}, not in [0, 1)")
+    if kind == "layers" and set(types) != {"dense"}:
+        bad("a layers file holds dense layers only")
+    if types.count("dense") != len(sizes) - 1:
+        bad(f"{types.count('dense')} dense layers for sizes {sizes}")
     if kind == "model":
         # what fastnn's Model trains: dense, ReLU between (dropout after it), softmax
         expect_dense = True

@@ -287,9 +287,20 @@ def test_sine_is_cut_into_classes_by_quantile():
 
 def test_search_validation_options(tmp_path, capsys):
     """--validation-split holds out a stratified part of the data; --validation-data reads
-    a file; without either, no validation data (the default run is as before)."""
-    plain = search_json(["--iterations", "500"], capsys)
+    a file; without either, a fresh draw of the nnfs data set with seed + 1 (as the book's
+    chapter 11; issue 10), and --no-validation turns it off."""
+    plain = search_json(["--iterations", "500", "--no-validation"], capsys)
     assert plain["validation"] is plain["val_loss"] is plain["val_accuracy"] is None
+    drawn = search_json(["--iterations", "500"], capsys)
+    assert drawn["validation"] == ("a fresh draw of the spiral data with seed 1 (300 "
+                                   "samples), as the book's chapter 11")
+    Xd, yd = make_data("spiral", 100, 3, 1, np.float32)
+    model = fastnn.MLP([2, 3, 3], seed=0)
+    X, y = make_data("spiral", 100, 3, 0, np.float32)
+    r = fastnn.search(model, X, y, iterations=500, seed=0, validation=(Xd, yd))
+    assert (drawn["val_loss"], drawn["val_accuracy"]) == (r.val_loss, r.val_accuracy)
+    for key in ("loss", "accuracy", "iteration", "evaluations"):  # validation only measures
+        assert drawn[key] == plain[key], key
     split = search_json(["--iterations", "500", "--validation-split", "0.2"], capsys)
     assert (split["samples"], split["validation_samples"]) == (240, 60)
     assert split["validation"] == ("20% of the data held out (60 samples, stratified by "
@@ -461,7 +472,7 @@ BAD_SEARCH_OPTIONS = [
      "argument --validation-split: not allowed with argument --validation-data"),
     (["--validation-data", "{tmp}/wide.csv"],
      "argument --validation-data: {tmp}/wide.csv: has 3 features, but the data has 2"),
-    (["--no-validation"], "unrecognized arguments"),  # nothing to turn off: none by default
+    (["--no-validation", "--validation-split", "0.2"], "not allowed with argument"),
     (["--no-such-option"], "unrecognized arguments"),
 ]
 
