@@ -96,6 +96,8 @@ def save(model, path, *, result=None, metadata=None):
         meta["layers"] = [_dense_entry(layer) for layer in stack.layers]
     made = result.provenance if result is not None else getattr(model, "made_by", None)
     meta.update(_provenance(made), metadata=metadata, **_versions())
+    for name, values in ((made or {}).get("history") or {}).items():
+        arrays[f"history.{name}"] = values
     _archive.write(path, arrays, meta, _kind())
     return path
 
@@ -183,7 +185,17 @@ def provenance(how, arguments, result, x, labels, xv):
     (final loss and accuracy, on the validation data too when there was some)."""
     from ._archive import fingerprint
 
+    h = result.history
+    if how == "search":
+        history = {"step": h.step, "loss": h.loss, "accuracy": h.accuracy,
+                   "val_loss": h.val_loss, "val_accuracy": h.val_accuracy}
+    else:
+        history = {"epoch": h.epoch, "loss": h.loss, "accuracy": h.accuracy,
+                   "val_loss": h.val_loss, "val_accuracy": h.val_accuracy,
+                   "learning_rate": h.learning_rate}
     return {
+        "history": {k: np.array(v, dtype=np.int64 if k in ("step", "epoch") else np.float64)
+                    for k, v in history.items()},
         "made_by": {"how": how, "arguments": arguments, "seed": int(result.seed),
                     "steps": int(result.steps), "stopped": result.stopped,
                     "seconds": float(result.seconds)},
@@ -241,7 +253,7 @@ def load(path, *, expect=None):
 
         model = MLP(sizes, seed=0, dtype=dtype)
         model.params = params
-        model.made_by = {k: meta[k] for k in ("made_by", "data", "metrics")}
+        model.made_by = {k: meta[k] for k in ("made_by", "data", "metrics", "history")}
     elif kind == "parameters":
         return [(w, b) for w, b in _split(params, sizes)]
     elif kind == "layers":
@@ -354,6 +366,7 @@ def _check(path, arrays, meta):
             f"{meta['dtype']} need {meta['dtype']} ({n},)")
     if not np.isfinite(params).all():
         bad("params holds NaN or inf")
+    meta["history"] = _check_history(arrays, meta, bad)
     state = {}
     if kind in ("model", "layers"):
         _check_layers(meta, sizes, kind, bad)
@@ -366,6 +379,33 @@ def _check(path, arrays, meta):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             bad(f"{key} must be a dict or null, got {type(meta[key]).__name__}")
     return params, meta, state
+
+
+_HISTORY = {"search": ("step", "loss", "accuracy", "val_loss", "val_accuracy"),
+            "train": ("epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                      "learning_rate")}
+
+
+def _check_history(arrays, meta, bad):
+    """The run's history arrays (``history.<name>``), or None: the names of the run's
+    kind, 1-D, one length, integer steps or epochs."""
+    found = {key[len("history."):]: arrays.pop(key) for key in list(arrays)
+             if key.startswith("history.")}
+    if not found:
+        return None
+    how = (meta.get("made_by") or {}).get("how") if isinstance(meta.get("made_by"),
+                                                               dict) else None
+    names = _HISTORY.get(how)
+    if names is None or set(found) != set(names):
+        bad(f"history arrays {sorted(found)} do not match a {how!r} run")
+    length = found[names[0]].shape
+    for name, values in found.items():
+        if values.ndim != 1 or values.shape != length:
+            bad(f"history.{name} has shape {values.shape}, expected {length}")
+        want = "i" if name in ("step", "epoch") else "f"
+        if values.dtype.kind != want:
+            bad(f"history.{name} is {values.dtype}")
+    return found
 
 
 def _nonneg(value):

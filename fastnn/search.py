@@ -117,6 +117,11 @@ class SearchResult:
     #: what a model file records about this run (``fastnn.modelfile.provenance``)
     provenance: dict | None = field(default=None, repr=False)
 
+    def plot(self, ax=None):
+        """Loss and accuracy of this run (``fastnn.plot.history``; needs matplotlib)."""
+        from .plot import history
+        return history(self, ax)
+
     @property
     def evaluations_per_second(self):
         return self.evaluations / self.seconds if self.seconds > 0 else float("inf")

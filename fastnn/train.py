@@ -105,6 +105,11 @@ class TrainResult:
     #: what a model file records about this run (``fastnn.modelfile.provenance``)
     provenance: dict | None = field(default=None, repr=False)
 
+    def plot(self, ax=None):
+        """Loss and accuracy of this run (``fastnn.plot.history``; needs matplotlib)."""
+        from .plot import history
+        return history(self, ax)
+
     @property
     def seconds_per_epoch(self):
         return self.seconds / self.epochs if self.epochs else float("nan")

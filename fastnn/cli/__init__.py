@@ -7,6 +7,8 @@
   validated on a fresh draw of the data as chapter 11;
 * ``predict`` (``predict.py``): a saved model's predictions on a data file, and its
   loss, accuracy and confusion matrix when the file has labels;
+* ``plot`` (``plot.py``): a saved model's decision regions over a data file and its
+  run's loss curves, as an image;
 * ``demo`` (``demo.py``): the book's search as a plain Python loop, timed against NumPy;
 * ``warmup`` (``warmup.py``): compile every kernel once into Numba's disk cache.
 
@@ -34,7 +36,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import demo, predict, search, train, warmup
+from . import demo, plot, predict, search, train, warmup
 from .data import MAX_SEED, NPZ_KEYS, DataError, load_data, make_data
 from .demo import DATASETS, numpy_loss_fn, perturbation_search
 from .search import PARALLEL, SEARCH_DATASETS
@@ -47,7 +49,8 @@ __all__ = [
 #: name -> (add_arguments, run, help), in the order ``fastnn --help`` lists them
 _COMMANDS = {name: (module.add_arguments, module.run, module.HELP)
              for name, module in (("search", search), ("train", train),
-                                  ("predict", predict), ("demo", demo), ("warmup", warmup))}
+                                  ("predict", predict), ("plot", plot), ("demo", demo),
+                                  ("warmup", warmup))}
 #: the main job: ``fastnn`` alone (or ``fastnn --iterations ...``) runs it
 _DEFAULT_COMMAND = "search"
 

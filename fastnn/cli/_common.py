@@ -100,6 +100,10 @@ def add_output_arguments(p):
                      help="write the network to a model file (.npz, no pickle): load it "
                           "with fastnn.load, or use it with fastnn predict / fastnn plot; "
                           "an interrupted run saves the best so far")
+    out.add_argument("--plot", metavar="PATH",
+                     help="draw the decision regions over the training data and the "
+                          "run's loss and accuracy to an image (PNG, SVG, PDF: by the "
+                          "extension); needs matplotlib (pip install 'fastnn[plot]')")
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it goes to stderr)")
     out.add_argument("--json", action="store_true",
@@ -322,18 +326,56 @@ def validation_rows(s):
 
 
 def check_save(args, parser):
-    """``--save PATH``: its folder exists and is writable, and it is not a folder
-    (checked before any work, so a long run never ends unable to save)."""
-    path = getattr(args, "save", None)
-    if path is None:
-        return
+    """``--save PATH`` and ``--plot PATH``: their folders exist and are writable, they
+    are not folders, and matplotlib is there for ``--plot`` (checked before any work, so
+    a long run never ends unable to save)."""
+    for option in ("save", "plot"):
+        path = getattr(args, option, None)
+        if path is not None:
+            check_output_path(path, f"--{option}", parser)
+    if getattr(args, "plot", None) is not None:
+        check_plotting(args.plot, "--plot", parser)
+
+
+def check_output_path(path, option, parser):
     where = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        parser.error(f"argument --save: {path} is a directory")
+        parser.error(f"argument {option}: {path} is a directory")
     if not os.path.isdir(where):
-        parser.error(f"argument --save: directory {where} does not exist")
+        parser.error(f"argument {option}: directory {where} does not exist")
     if not os.access(where, os.W_OK | os.X_OK):
-        parser.error(f"argument --save: directory {where} is not writable")
+        parser.error(f"argument {option}: directory {where} is not writable")
+
+
+def check_plotting(path, option, parser):
+    """matplotlib is installed (headless: the Agg backend) and can write ``path``'s
+    format."""
+    try:
+        import matplotlib
+    except ImportError:
+        parser.error(f"argument {option}: needs matplotlib, which is not installed: "
+                     "pip install 'fastnn[plot]' (or pip install matplotlib)")
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    kind = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if kind not in formats:
+        parser.error(f"argument {option}: {path}: unknown image format {kind!r}; use one "
+                     f"of the extensions {', '.join('.' + f for f in sorted(formats))}")
+
+
+def plot_model(args, parser, model, X, y, result):
+    """Write ``--plot``'s picture (nothing without it); returns the path."""
+    if getattr(args, "plot", None) is None:
+        return None
+    from .. import plot
+
+    try:
+        plot.save_figure(plot.figure(model, X, y, result), args.plot)
+    except OSError as exc:
+        parser.error(f"argument --plot: cannot write {args.plot}: {exc}")
+    return args.plot
 
 
 def save_model(args, parser, model, result, command, info, vinfo):

@@ -133,6 +133,7 @@ def run(args, parser):
         parser.error(f"argument --checkpoint: cannot write {checkpoint}: {exc}")
     rate = result.evaluations_per_second
     saved = _common.save_model(args, parser, model, result, "search", info, vinfo)
+    plotted = _common.plot_model(args, parser, model, X, y, result)
     description = info.pop("description")
     summary = dict(
         info, features=features, layers=layers, parameters=model.n_params,
@@ -144,7 +145,7 @@ def run(args, parser):
         seed=result.seed, chain=result.chain, stopped=result.stopped,
         interrupted=result.interrupted, resumed=args.resume is not None,
         resumed_from=args.resume, resumed_at_step=resumed_at, checkpoint=checkpoint,
-        saved=saved, fastnn=__version__)
+        saved=saved, plot=plotted, fastnn=__version__)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -184,6 +185,8 @@ def _summary_text(s, description):
         rows.append(("checkpoint", s["checkpoint"]))
     if s["saved"]:
         rows.append(("model file", s["saved"]))
+    if s["plot"]:
+        rows.append(("plot", s["plot"]))
     head = [f"fastnn search: {description}, network {sizes} ({s['parameters']} parameters, "
             f"{s['dtype']})",
             f"{s['strategy']}, {s['iterations']} iterations, scale {s['scale']:g}"

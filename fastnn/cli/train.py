@@ -225,6 +225,7 @@ def run(args, parser):
             raise
         parser.error(f"argument --checkpoint: cannot write {checkpoint}: {exc}")
     saved = _common.save_model(args, parser, model, result, "train", info, vinfo)
+    plotted = _common.plot_model(args, parser, model, X, y, result)
     description = info.pop("description")
     per_epoch = result.seconds_per_epoch
     summary = dict(
@@ -242,7 +243,7 @@ def run(args, parser):
         mode=result.mode, seed=result.seed, stopped=result.stopped,
         interrupted=result.interrupted, resumed=args.resume is not None,
         resumed_from=args.resume, resumed_at_epoch=resumed_at, checkpoint=checkpoint,
-        saved=saved, fastnn=__version__)
+        saved=saved, plot=plotted, fastnn=__version__)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -296,5 +297,7 @@ def _summary_text(s, description):
         rows.append(("checkpoint", s["checkpoint"]))
     if s["saved"]:
         rows.append(("model file", s["saved"]))
+    if s["plot"]:
+        rows.append(("plot", s["plot"]))
     rows.append(("fastnn", s["fastnn"]))
     return _common.table(head, rows)
