@@ -176,13 +176,22 @@ def _history_of(result):
                     f"a model file that holds its run's history; got {type(result).__name__}")
 
 
-def history(result, ax=None):
+def history(result, ax=None, *, metrics=("loss", "accuracy")):
     """Loss and accuracy of ``result``'s run, training and validation.  ``ax``: None (a
     new figure with a loss and an accuracy panel), a pair of Axes (loss, accuracy), or
-    one Axes (loss; accuracy on its twin y axis).  Returns the (loss, accuracy) Axes."""
+    one Axes (loss; accuracy on its twin y axis).  ``metrics``: both, or ``("loss",)``
+    or ``("accuracy",)`` alone (then ``ax`` is one Axes).  Returns the Axes used, one
+    per metric."""
     plt = _pyplot()
     kind, h, total = _history_of(result)
-    if ax is None:
+    metrics = tuple(metrics)
+    if metrics not in (("loss", "accuracy"), ("loss",), ("accuracy",)):
+        raise ValueError(f"metrics must be ('loss', 'accuracy'), ('loss',) or "
+                         f"('accuracy',), got {metrics!r}")
+    if len(metrics) == 1:
+        one = plt.subplots(figsize=(6, 4))[1] if ax is None else ax
+        loss_ax = acc_ax = one
+    elif ax is None:
         _, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     elif isinstance(ax, (list, tuple, np.ndarray)):
         loss_ax, acc_ax = ax
@@ -206,7 +215,8 @@ def history(result, ax=None):
             values = np.append(values, values[-1])
         return values
 
-    for axis, name, label in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
+    panels = [(loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")]
+    for axis, name, label in [p for p in panels if p[1] in metrics]:
         axis.plot(x, series(name), color="tab:blue", label=f"training {label}", **style)
         val = series(f"val_{name}")
         if val.size and np.isfinite(val).any():
@@ -217,12 +227,13 @@ def history(result, ax=None):
             axis.set_xscale("symlog", linthresh=1.0)
             axis.set_xlabel("step (log scale)")
         axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=8, loc="upper right" if axis is loss_ax else "lower right")
-    acc_ax.set_ylim(-0.02, 1.02)
+        axis.legend(fontsize=8, loc="upper right" if name == "loss" else "lower right")
+        if name == "accuracy":
+            axis.set_ylim(-0.02, 1.02)
     what = "search" if kind == "search" else "training"
-    loss_ax.set_title(f"{what}: loss", fontsize=10)
-    acc_ax.set_title(f"{what}: accuracy", fontsize=10)
-    return loss_ax, acc_ax
+    for axis, name, _ in [p for p in panels if p[1] in metrics][::-1]:
+        axis.set_title(f"{what}: {name}", fontsize=10)
+    return (loss_ax, acc_ax) if len(metrics) == 2 else (loss_ax,)
 
 
 def figure(model, X, y=None, result=None, *, title=None):

@@ -247,3 +247,22 @@ def test_without_matplotlib_the_message_says_how_to_install_it(monkeypatch, tmp_
         main(["train", "--plot", str(tmp_path / "x.png"), "--no-progress"])
     assert exc.value.code == 2
     assert "pip install 'fastnn[plot]'" in capsys.readouterr().err
+
+
+def test_the_readmes_picture_is_made_by_the_repositorys_script(tmp_path):
+    """scripts/seed_story.py (short runs here): it writes the figure and says what it
+    measured."""
+    import subprocess
+    from pathlib import Path
+
+    from subproc import env
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "seed_story.py"
+    out = tmp_path / "story.png"
+    proc = subprocess.run([sys.executable, str(script), "--steps", "2000", "--epochs", "100",
+                           "-o", str(out)], capture_output=True, text=True, env=env(),
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"wrote {out}: search acc ")
+    image = mpimg.imread(out)
+    assert image.shape[0] > 500 and image[:, :, :3].std() > 0.05
