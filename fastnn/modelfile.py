@@ -137,7 +137,9 @@ def _stack(model, kind):
 
 
 def _dense_entry(layer):
-    entry = {"type": "dense", "class": type(layer).__name__}
+    # the notebook's spelling, or the book's (a user's own dense class loads as the book's)
+    name = "Dense_Layer" if type(layer).__name__ == "Dense_Layer" else "Layer_Dense"
+    entry = {"type": "dense", "class": name}
     for name in _REGULARIZERS:
         entry[name] = float(getattr(layer, name, 0) or 0)
     return entry
