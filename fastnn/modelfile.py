@@ -368,6 +368,9 @@ def _check(path, arrays, meta):
             f"{meta['dtype']} need {meta['dtype']} ({n},)")
     if not np.isfinite(params).all():
         bad("params holds NaN or inf")
+    for key in ("made_by", "data", "metrics", "metadata"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            bad(f"{key} must be a dict or null, got {type(meta[key]).__name__}")
     meta["history"] = _check_history(arrays, meta, bad)
     state = {}
     if kind in ("model", "layers"):
@@ -377,9 +380,6 @@ def _check(path, arrays, meta):
         _check_optimizer(meta.get("optimizer"), bad)
     if arrays:
         bad(f"unexpected arrays {sorted(arrays)}")
-    for key in ("made_by", "data", "metrics", "metadata"):
-        if meta.get(key) is not None and not isinstance(meta[key], dict):
-            bad(f"{key} must be a dict or null, got {type(meta[key]).__name__}")
     return params, meta, state
 
 

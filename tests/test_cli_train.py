@@ -34,7 +34,7 @@ FIELDS = {
     "loss", "accuracy", "data_loss", "regularization_loss", "val_loss", "val_accuracy",
     "epochs_done", "steps", "final_learning_rate", "seconds", "us_per_epoch", "mode", "seed",
     "stopped", "interrupted", "resumed", "resumed_from", "resumed_at_epoch", "checkpoint",
-    "saved", "fastnn",
+    "saved", "plot", "fastnn",
 }
 #: the rows of the text summary, always there
 ROWS = ("loss", "accuracy", "epochs", "steps", "learning rate", "seconds", "us/epoch", "mode",

@@ -188,7 +188,8 @@ def test_parameters_files_as_the_book_uses_them(data, tmp_path, capsys):
     wrong.add(fastnn.Activation_Softmax())
     wrong.set(loss=fastnn.Loss_CategoricalCrossentropy())
     wrong.finalize()
-    with pytest.raises(ValueError, match=r"parameters has 2 \(weights, biases\) pairs, but the model has 1"):
+    with pytest.raises(ValueError,
+                       match=r"parameters has 2 \(weights, biases\) pairs, but the model has 1"):
         wrong.load_parameters(tmp_path / "p.npz")
     with pytest.raises(ModelFileError, match="holds a list of"):
         fastnn.Model.load(tmp_path / "p.npz")
@@ -310,7 +311,8 @@ def rewrite(path, arrays=None, meta=None, version=None, fmt=None):
 
 @pytest.mark.parametrize("change, match", [
     (dict(meta={"kind": "pickle"}), "kind 'pickle'"),
-    (dict(meta={"sizes": [2, 9, 3]}), r"params is float32 \(51,\), but sizes \[2, 9, 3\] in float32 need float32 \(57,\)"),
+    (dict(meta={"sizes": [2, 9, 3]}),
+     r"params is float32 \(51,\), but sizes \[2, 9, 3\] in float32 need float32 \(57,\)"),
     (dict(meta={"sizes": [2]}), "at least 2"),
     (dict(meta={"sizes": [2, -1, 3]}), "positive layer sizes"),
     (dict(meta={"sizes": [2, 8.0, 3]}), "positive layer sizes"),
