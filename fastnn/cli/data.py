@@ -92,14 +92,7 @@ def load_data(path):
     ``(samples, 1)`` column, or one-hot rows.  ``.csv``: comma-separated, one sample
     per line, the features then an integer label in the last column; the first line
     may be a header; blank lines are skipped.  Raises DataError saying what is wrong."""
-    path = os.fspath(path)
-    kind = os.path.splitext(path)[1].lower()
-    if kind not in (".npz", ".csv"):
-        raise DataError("expected a .npz or .csv file (by its extension)")
-    if os.path.isdir(path):
-        raise DataError("is a directory")
-    if not os.path.exists(path):
-        raise DataError("no such file")
+    path, kind = _existing_data_file(path)
     X, y = _read_npz(path) if kind == ".npz" else _read_csv(path)
     return _check_data(X, y)
 
@@ -146,12 +139,8 @@ def _read_arrays(loaded, keys):
     return arrays
 
 
-def load_inputs(path, n_features):
-    """``(X, y or None)`` from a file to predict on: the model's ``n_features`` feature
-    columns, and labels when there are any -- a ``.npz`` with ``X`` (or ``x``, or the
-    only array) and optionally ``y`` (or ``Y``), a ``.csv`` with ``n_features`` columns,
-    or ``n_features + 1`` with the label last.  Labels may be a single class (any
-    integers >= 0, or one-hot rows).  Raises DataError saying what is wrong."""
+def _existing_data_file(path):
+    """``(path, ".npz" or ".csv")`` of a data file that exists, or DataError."""
     path = os.fspath(path)
     kind = os.path.splitext(path)[1].lower()
     if kind not in (".npz", ".csv"):
@@ -160,6 +149,16 @@ def load_inputs(path, n_features):
         raise DataError("is a directory")
     if not os.path.exists(path):
         raise DataError("no such file")
+    return path, kind
+
+
+def load_inputs(path, n_features):
+    """``(X, y or None)`` from a file to predict on: the model's ``n_features`` feature
+    columns, and labels when there are any -- a ``.npz`` with ``X`` (or ``x``, or the
+    only array) and optionally ``y`` (or ``Y``), a ``.csv`` with ``n_features`` columns,
+    or ``n_features + 1`` with the label last.  Labels may be a single class (any
+    integers >= 0, or one-hot rows).  Raises DataError saying what is wrong."""
+    path, kind = _existing_data_file(path)
     if kind == ".csv":
         data, lines = _read_csv_rows(path)
         if data.shape[1] not in (n_features, n_features + 1):

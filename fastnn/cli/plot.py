@@ -6,7 +6,7 @@ matplotlib: exit 2 with how to install it.
 """
 
 from . import _common
-from .data import DataError, load_inputs
+from .predict import load_model_and_data
 
 HELP = "draw a saved model's decision regions over a data file, and its run's loss curves"
 
@@ -23,26 +23,9 @@ def add_arguments(p):
 
 
 def run(args, parser):
-    from ..modelfile import ModelFileError, load_network
-
     _common.check_output_path(args.output, "--output", parser)
     _common.check_plotting(args.output, "--output", parser)
-    try:
-        net, info = load_network(args.model)
-    except FileNotFoundError:
-        parser.error(f"argument --model: {args.model}: no such file")
-    except IsADirectoryError:
-        parser.error(f"argument --model: {args.model} is a directory")
-    except (ModelFileError, OSError) as exc:
-        parser.error(f"argument --model: {exc}")
-    try:
-        X, y = load_inputs(args.data, net.n_inputs)
-    except DataError as exc:
-        parser.error(f"argument --data: {args.data}: {exc} (the model takes "
-                     f"{net.n_inputs} features)")
-    if y is not None and int(y.max()) >= net.n_classes:
-        parser.error(f"argument --data: {args.data}: has label {int(y.max())}, but the model "
-                     f"has {net.n_classes} classes (0..{net.n_classes - 1})")
+    net, info, X, y = load_model_and_data(args, parser)
     from .. import plot
 
     net.made_by = {k: info.get(k) for k in ("made_by", "data", "metrics", "history")}

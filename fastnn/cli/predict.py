@@ -12,11 +12,11 @@ JSON object with all of it instead.
 import csv
 import io
 import json
-import os
 import sys
 
 import numpy as np
 
+from . import _common
 from .data import DataError, load_inputs
 
 HELP = "predict classes and probabilities with a saved model (--save's model file)"
@@ -38,34 +38,14 @@ def add_arguments(p):
 
 
 def run(args, parser):
-    from ..modelfile import ModelFileError, load_network
-
     if args.output is not None:
-        where = os.path.dirname(os.path.abspath(args.output))
-        if os.path.isdir(args.output):
-            parser.error(f"argument --output: {args.output} is a directory")
-        if not os.path.isdir(where):
-            parser.error(f"argument --output: directory {where} does not exist")
-    try:
-        net, info = load_network(args.model)
-    except FileNotFoundError:
-        parser.error(f"argument --model: {args.model}: no such file")
-    except IsADirectoryError:
-        parser.error(f"argument --model: {args.model} is a directory")
-    except (ModelFileError, OSError) as exc:
-        parser.error(f"argument --model: {exc}")
-    try:
-        X, y = load_inputs(args.data, net.n_inputs)
-    except DataError as exc:
-        parser.error(f"argument --data: {args.data}: {exc} (model {_describe(net)})")
+        _common.check_output_path(args.output, "--output", parser)
+    net, info, X, y = load_model_and_data(args, parser)
     with np.errstate(over="ignore"):
         X = np.ascontiguousarray(X, dtype=net.dtype)
     if not np.isfinite(X).all():
         parser.error(f"argument --data: {args.data}: has values too large for the model's "
                      f"{net.dtype.name}")
-    if y is not None and int(y.max()) >= net.n_classes:
-        parser.error(f"argument --data: {args.data}: has label {int(y.max())}, but the model "
-                     f"has {net.n_classes} classes (0..{net.n_classes - 1})")
 
     probabilities = net.forward(X)
     predicted = net.predict(X)
@@ -94,6 +74,29 @@ def run(args, parser):
     if y is not None:
         print(_summary(report, None), file=sys.stderr)
     return 0
+
+
+def load_model_and_data(args, parser):
+    """``(network, file info, X, y or None)`` from ``--model`` and ``--data``, or a parser
+    error naming the option (the data's against the model's features and classes)."""
+    from ..modelfile import ModelFileError, load_network
+
+    try:
+        net, info = load_network(args.model)
+    except FileNotFoundError:
+        parser.error(f"argument --model: {args.model}: no such file")
+    except IsADirectoryError:
+        parser.error(f"argument --model: {args.model} is a directory")
+    except (ModelFileError, OSError) as exc:
+        parser.error(f"argument --model: {exc}")
+    try:
+        X, y = load_inputs(args.data, net.n_inputs)
+    except DataError as exc:
+        parser.error(f"argument --data: {args.data}: {exc} (model {_describe(net)})")
+    if y is not None and int(y.max()) >= net.n_classes:
+        parser.error(f"argument --data: {args.data}: has label {int(y.max())}, but the model "
+                     f"has {net.n_classes} classes (0..{net.n_classes - 1})")
+    return net, info, X, y
 
 
 def _describe(net):
