@@ -242,13 +242,7 @@ def check_run_options(args, parser, kind, done_in):
         parser.error("argument --checkpoint-every: needs --checkpoint PATH (or --resume PATH)")
     if checkpoint is not None:
         option = "--checkpoint" if args.checkpoint is not None else "--resume"
-        where = os.path.dirname(os.path.abspath(checkpoint))
-        if os.path.isdir(checkpoint):
-            parser.error(f"argument {option}: {checkpoint} is a directory")
-        if not os.path.isdir(where):
-            parser.error(f"argument {option}: directory {where} does not exist")
-        if not os.access(where, os.W_OK | os.X_OK):
-            parser.error(f"argument {option}: directory {where} is not writable")
+        check_output_path(checkpoint, option, parser)
         resuming_it = args.resume is not None and os.path.exists(args.resume) and (
             os.path.samefile(checkpoint, args.resume) if os.path.exists(checkpoint) else False)
         if os.path.exists(checkpoint) and not resuming_it:
@@ -338,6 +332,8 @@ def check_save(args, parser):
 
 
 def check_output_path(path, option, parser):
+    """A file fastnn will write: not a folder, in a folder that exists and is writable
+    (parser errors naming ``option``)."""
     where = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         parser.error(f"argument {option}: {path} is a directory")
