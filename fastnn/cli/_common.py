@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import warnings
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -25,6 +26,23 @@ DATASETS = ("spiral", "vertical", "sine")
 #: the options behind a checkpoint's ``data`` field (a fingerprint of every sample)
 DATA_FIELD = ("the data (--dataset, --samples, --classes, --seed or --data) or the "
               "validation data (its options)")
+
+
+class Plan(NamedTuple):
+    """A run, prepared and checked, before it starts (``search.prepare``,
+    ``train.prepare``): the samples to fit, the validation pair or None, the data's and
+    the validation's summary fields, the layer sizes, the model with its initial
+    weights, and the command's own settings (``search``: the search options; ``train``:
+    the optimizer, regularisation and dropout settings)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    validation: tuple | None
+    info: dict
+    vinfo: dict
+    layers: list
+    model: object
+    options: dict
 
 
 # -- options ---------------------------------------------------------------------------------

@@ -13,12 +13,17 @@
 
 import csv
 import os
+import threading
 import zipfile
 
 import numpy as np
 
 #: np.random.seed (which seeds nnfs's data) takes seeds below 2**32
 MAX_SEED = 2 ** 32 - 1
+#: held while NumPy's global generator is seeded and drawn from (nnfs's data sets, the
+#: book's weights): a Dask worker runs several sweep jobs in threads of one process, and
+#: two seeded draws interleaving would give both jobs the wrong numbers
+GLOBAL_RNG_LOCK = threading.RLock()
 
 
 def make_data(dataset, samples, classes, seed, dtype):
@@ -41,13 +46,14 @@ def make_data(dataset, samples, classes, seed, dtype):
         return np.ascontiguousarray(X, dtype=dtype), y
     make = spiral_data if dataset == "spiral" else vertical_data
     # nnfs only knows the legacy global RNG, so these legacy calls are deliberate.
-    state = np.random.get_state()  # noqa: NPY002
-    try:
-        if seed is not None:
-            np.random.seed(seed)  # noqa: NPY002
-        X, y = make(samples=samples, classes=classes)
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
+    with GLOBAL_RNG_LOCK:
+        state = np.random.get_state()  # noqa: NPY002
+        try:
+            if seed is not None:
+                np.random.seed(seed)  # noqa: NPY002
+            X, y = make(samples=samples, classes=classes)
+        finally:
+            np.random.set_state(state)  # noqa: NPY002
     return np.ascontiguousarray(X, dtype=dtype), y.astype(np.int64)
 
 
@@ -63,15 +69,16 @@ def book_model(layers, dtype, seed, dataset=None, samples=None, classes=None):
 
     from ..network import MLP
 
-    state = np.random.get_state()  # noqa: NPY002 - nnfs and the book use the legacy RNG
-    try:
-        np.random.seed(seed)  # noqa: NPY002
-        if dataset in ("spiral", "vertical"):  # sine draws nothing
-            (spiral_data if dataset == "spiral" else vertical_data)(samples=samples,
-                                                                    classes=classes)
-        return MLP(layers, seed=None, dtype=dtype)  # np.random.randn, layer by layer
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
+    with GLOBAL_RNG_LOCK:
+        state = np.random.get_state()  # noqa: NPY002 - nnfs and the book use the legacy RNG
+        try:
+            np.random.seed(seed)  # noqa: NPY002
+            if dataset in ("spiral", "vertical"):  # sine draws nothing
+                (spiral_data if dataset == "spiral" else vertical_data)(samples=samples,
+                                                                        classes=classes)
+            return MLP(layers, seed=None, dtype=dtype)  # np.random.randn, layer by layer
+        finally:
+            np.random.set_state(state)  # noqa: NPY002
 
 
 class DataError(ValueError):

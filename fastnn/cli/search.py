@@ -102,10 +102,28 @@ def _steps_done(arrays):
 
 
 def run(args, parser):
-    if args.adapt and args.strategy != "perturb":
-        parser.error("argument --adapt: applies to --strategy perturb only")
     checkpoint, resumed_at = _common.check_run_options(args, parser, "fastnn.search", _steps_done)
     _common.check_save(args, parser)
+    plan = prepare(args, parser)
+    summary, description, result = execute(args, parser, plan, checkpoint, resumed_at)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(_summary_text(summary, description))
+    if result.interrupted:
+        print("interrupted: the summary is the best found so far"
+              + (f"; continue with the same command and --resume {checkpoint}"
+                 if checkpoint else ""), file=sys.stderr)
+        return 130
+    return 0
+
+
+def prepare(args, parser):
+    """Everything before the search (the data, the validation data, the network and the
+    search's options), checked: a ``_common.Plan``, or a parser error.  ``fastnn.sweep``
+    calls it on the client for every job before anything runs."""
+    if args.adapt and args.strategy != "perturb":
+        parser.error("argument --adapt: applies to --strategy perturb only")
     X, y, info = _common.load_data(args, parser)
     X, y, validation, vinfo = _common.validation_data(args, parser, X, y, info,
                                                       default="draw")
@@ -116,13 +134,22 @@ def run(args, parser):
     options = dict(strategy=args.strategy, iterations=args.iterations, scale=args.scale,
                    candidates=args.candidates, chains=args.chains, adapt=args.adapt,
                    target_loss=args.target_loss, patience=args.patience)
+    return _common.Plan(X, y, validation, info, vinfo, layers, model, options)
+
+
+def execute(args, parser, plan, checkpoint, resumed_at):
+    """Run the search ``plan`` describes; ``(summary, description, result)``: the
+    summary's fields (what ``--json`` prints), the data's description and the
+    ``SearchResult``.  Writes ``--save``'s and ``--plot``'s files."""
+    X, y, info, vinfo, model, options = (plan.X, plan.y, dict(plan.info), plan.vinfo,
+                                         plan.model, plan.options)
     try:
         with _common.plain_warnings("search"):
             result = search(
                 model, X, y, seed=args.seed, **options, parallel=PARALLEL[args.parallel],
                 threads=args.threads, progress=not args.no_progress, checkpoint=checkpoint,
                 checkpoint_every=60.0 if args.checkpoint_every is None else args.checkpoint_every,
-                resume=args.resume, validation=validation)
+                resume=args.resume, validation=plan.validation)
     except (ValueError, TypeError) as exc:
         blame = dict(_SEARCH_OPTIONS, validation="--validation-data"
                      if args.validation_data is not None else "--validation-split")
@@ -136,7 +163,7 @@ def run(args, parser):
     plotted = _common.plot_model(args, parser, model, X, y, result)
     description = info.pop("description")
     summary = dict(
-        info, features=features, layers=layers, parameters=model.n_params,
+        info, features=X.shape[1], layers=plan.layers, parameters=model.n_params,
         dtype=args.dtype, **options,
         loss=result.loss, accuracy=result.accuracy, **vinfo, val_loss=result.val_loss,
         val_accuracy=result.val_accuracy, iteration=result.iteration,
@@ -146,16 +173,7 @@ def run(args, parser):
         interrupted=result.interrupted, resumed=args.resume is not None,
         resumed_from=args.resume, resumed_at_step=resumed_at, checkpoint=checkpoint,
         saved=saved, plot=plotted, fastnn=__version__)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_summary_text(summary, description))
-    if result.interrupted:
-        print("interrupted: the summary is the best found so far"
-              + (f"; continue with the same command and --resume {checkpoint}"
-                 if checkpoint else ""), file=sys.stderr)
-        return 130
-    return 0
+    return summary, description, result
 
 
 def _summary_text(s, description):

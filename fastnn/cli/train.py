@@ -184,9 +184,28 @@ def _per_layer(values, count, option, what, parser):
 
 
 def run(args, parser):
-    hyper = _check_hyperparameters(args, parser)
     checkpoint, resumed_at = _common.check_run_options(args, parser, "fastnn.train", _epochs_done)
     _common.check_save(args, parser)
+    plan = prepare(args, parser)
+    summary, description, result = execute(args, parser, plan, checkpoint, resumed_at)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(_summary_text(summary, description))
+    if result.interrupted:
+        print("interrupted: the summary is the training reached so far"
+              + (f"; continue with the same command and --resume {checkpoint}"
+                 if checkpoint else ""), file=sys.stderr)
+        return 130
+    return 0
+
+
+def prepare(args, parser):
+    """Everything before the training (the data, the validation data, the network with
+    the book's initial weights, the optimizer, regularisation and dropout settings),
+    checked: a ``_common.Plan``, or a parser error.  ``fastnn.sweep`` calls it on the
+    client for every job before anything runs."""
+    hyper = _check_hyperparameters(args, parser)
     X, y, info = _common.load_data(args, parser)
     # the initial weights are drawn after the data set, as the book's scripts draw them
     drawn = ()
@@ -204,16 +223,31 @@ def run(args, parser):
     dropout = _per_layer(args.dropout, dense - 1, "--dropout", "hidden layers", parser)
     l1 = _per_layer(args.l1, dense, "--l1", "dense layers", parser)
     l2 = _per_layer(args.l2, dense, "--l2", "dense layers", parser)
-    settings = optimizer_settings(OPTIMIZERS[args.optimizer](**hyper))
+    try:
+        settings = optimizer_settings(OPTIMIZERS[args.optimizer](**hyper))
+    except (ValueError, TypeError) as exc:
+        parser.error(_common.option_error(exc, "train", _TRAIN_OPTIONS, _CHECKPOINT_FIELDS))
     model = book_model(layers, args.dtype, args.seed, *drawn)
+    options = dict(hyper=hyper, settings=settings, dropout=dropout, l1=l1, l2=l2)
+    return _common.Plan(X, y, validation, info, vinfo, layers, model, options)
+
+
+def execute(args, parser, plan, checkpoint, resumed_at):
+    """Run the training ``plan`` describes; ``(summary, description, result)``: the
+    summary's fields (what ``--json`` prints), the data's description and the
+    ``TrainResult``.  Writes ``--save``'s and ``--plot``'s files."""
+    X, y, info, vinfo, model = plan.X, plan.y, dict(plan.info), plan.vinfo, plan.model
+    hyper, settings, dropout, l1, l2 = (plan.options[k] for k in
+                                        ("hyper", "settings", "dropout", "l1", "l2"))
     try:
         with _common.plain_warnings("train"):
             result = train(
                 model, X, y, optimizer=args.optimizer, **hyper, epochs=args.epochs,
                 batch_size=args.batch_size, weight_regularizer_l1=l1, bias_regularizer_l1=l1,
                 weight_regularizer_l2=l2, bias_regularizer_l2=l2, dropout=dropout,
-                validation=validation, target_loss=args.target_loss, patience=args.patience,
-                seed=args.seed, progress=not args.no_progress, checkpoint=checkpoint,
+                validation=plan.validation, target_loss=args.target_loss,
+                patience=args.patience, seed=args.seed, progress=not args.no_progress,
+                checkpoint=checkpoint,
                 checkpoint_every=60.0 if args.checkpoint_every is None else args.checkpoint_every,
                 resume=args.resume, threads=args.threads)
     except (ValueError, TypeError) as exc:
@@ -229,7 +263,7 @@ def run(args, parser):
     description = info.pop("description")
     per_epoch = result.seconds_per_epoch
     summary = dict(
-        info, features=features, **vinfo, layers=layers, parameters=model.n_params,
+        info, features=X.shape[1], **vinfo, layers=plan.layers, parameters=model.n_params,
         dtype=args.dtype, dropout=dropout, l1=l1, l2=l2, optimizer=args.optimizer,
         hyperparameters={k: v for k, v in settings.items()
                          if k not in ("kind", "iterations", "current_learning_rate")},
@@ -244,16 +278,7 @@ def run(args, parser):
         interrupted=result.interrupted, resumed=args.resume is not None,
         resumed_from=args.resume, resumed_at_epoch=resumed_at, checkpoint=checkpoint,
         saved=saved, plot=plotted, fastnn=__version__)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_summary_text(summary, description))
-    if result.interrupted:
-        print("interrupted: the summary is the training reached so far"
-              + (f"; continue with the same command and --resume {checkpoint}"
-                 if checkpoint else ""), file=sys.stderr)
-        return 130
-    return 0
+    return summary, description, result
 
 
 def _number_or_list(value):
