@@ -7,8 +7,9 @@ chapters (``Layer_Dense`` with ``backward`` and L1/L2, ``Activation_ReLU``,
 ``Loss``, ``Accuracy_Categorical``, ``Optimizer_SGD``/``Adagrad``/``RMSprop``/``Adam``),
 the book's ``Model``; ``MLP``, a network of any depth with a fused, vectorised loss kernel;
 ``search``, the book's random search compiled whole, and ``train``, its gradient training
-compiled whole.  Nothing is compiled at import; kernels compile on first use (and are
-cached on disk), or ahead of time with ``fastnn.warmup()``.
+compiled whole; ``sweep`` runs many of them (a ``grid`` of specs) in this process, a
+process pool or on a Dask cluster, resumably.  Nothing is compiled at import; kernels
+compile on first use (and are cached on disk), or ahead of time with ``fastnn.warmup()``.
 """
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ from .optimizers import (
     optimizer_settings,
 )
 from .search import History, SearchResult, search
+from .sweeps import grid, sweep
 from .train import (
     TrainHistory,
     TrainResult,
@@ -56,6 +58,8 @@ __all__ = [
     "SearchResult",
     "search",
     "train",
+    "grid",
+    "sweep",
     "TrainResult",
     "TrainHistory",
     "Model",
