@@ -5,6 +5,8 @@
 * ``train`` (``train.py``): ``fastnn.train``, the book's gradient training; with no
   options, the book's chapter 10 run (spiral data, 2-64-3, Adam, 10,001 epochs),
   validated on a fresh draw of the data as chapter 11;
+* ``sweep`` (``sweep.py``): ``fastnn.sweep``, many searches or trainings from a JSON or
+  TOML grid, in this process or on a Dask cluster (``--workers``, ``--scheduler``);
 * ``predict`` (``predict.py``): a saved model's predictions on a data file, and its
   loss, accuracy and confusion matrix when the file has labels;
 * ``plot`` (``plot.py``): a saved model's decision regions over a data file and its
@@ -36,7 +38,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import demo, plot, predict, search, train, warmup
+from . import demo, plot, predict, search, sweep, train, warmup
 from .data import MAX_SEED, NPZ_KEYS, DataError, load_data, make_data
 from .demo import DATASETS, numpy_loss_fn, perturbation_search
 from .search import PARALLEL, SEARCH_DATASETS
@@ -49,7 +51,8 @@ __all__ = [
 #: name -> (add_arguments, run, help), in the order ``fastnn --help`` lists them
 _COMMANDS = {name: (module.add_arguments, module.run, module.HELP)
              for name, module in (("search", search), ("train", train),
-                                  ("predict", predict), ("plot", plot), ("demo", demo),
+                                  ("sweep", sweep), ("predict", predict), ("plot", plot),
+                                  ("demo", demo),
                                   ("warmup", warmup))}
 #: the main job: ``fastnn`` alone (or ``fastnn --iterations ...``) runs it
 _DEFAULT_COMMAND = "search"
