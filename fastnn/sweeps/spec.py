@@ -206,7 +206,10 @@ def _text(value, key, where):
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
-        return repr(float(value))
+        value = float(value)
+        if value.is_integer() and abs(value) < 1e18:  # 2e6 from JSON/TOML: iterations=2000000
+            return str(int(value))
+        return repr(value)
     raise SpecError(f"{where}: {key} must be a number or a string"
                     + (", or a list for layers, l1, l2 and dropout" if key in LIST_OPTIONS
                        else "") + f", got {type(value).__name__} {value!r}")
