@@ -13,6 +13,7 @@ it, rather than all compiling the same kernels at once and racing to write the s
 cache files.  A process pool's workers load what this process compiled first.
 """
 
+import asyncio
 import concurrent.futures
 import uuid
 
@@ -40,12 +41,12 @@ def in_process(todo, directory, checkpoint_every, done):
 def on_executor(executor, todo, directory, checkpoint_every, done, warm_first):
     """The jobs on a ``concurrent.futures.Executor`` (a process pool: use the spawn
     context; a thread pool works too: the kernels release the GIL)."""
-    if warm_first:
-        warm(one_per_family(todo))  # fills the disk cache: the pool's workers load it
-    futures = {executor.submit(run_job, job, directory, checkpoint_every): job
-               for job in todo}
-    reported = set()
+    futures, reported = {}, set()
     try:
+        if warm_first:
+            warm(one_per_family(todo))  # fills the disk cache: the pool's workers load it
+        for job in todo:
+            futures[executor.submit(run_job, job, directory, checkpoint_every)] = job
         for future in concurrent.futures.as_completed(futures):
             reported.add(future)
             done(futures[future], outcome(future, futures[future]))
@@ -69,12 +70,13 @@ def on_dask(client, todo, directory, checkpoint_every, done, warm_first):
     checkpoint."""
     from distributed import as_completed
 
-    if warm_first:
-        warm_workers(client, todo)
-    futures = {client.submit(run_job, job, directory, checkpoint_every,
-                             key=f"fastnn-{job.id}", pure=False): job for job in todo}
-    reported = set()
+    futures, reported = {}, set()
     try:
+        if warm_first:
+            warm_workers(client, todo)
+        for job in todo:
+            futures[client.submit(run_job, job, directory, checkpoint_every,
+                                  key=f"fastnn-{job.id}", pure=False)] = job
         for future in as_completed(futures):
             job = futures[future]
             reported.add(job.id)
@@ -91,8 +93,6 @@ def warm_workers(client, jobs):
     (compiling, or loading the host's disk cache), then on all the others at once
     (loading what the first wrote).  A warm-up that fails is not an error here: the
     jobs report their own."""
-    from distributed import wait
-
     workers = client.scheduler_info(n_workers=-1)["workers"]
     hosts = {}
     for address, info in sorted(workers.items()):
@@ -102,12 +102,28 @@ def warm_workers(client, jobs):
     families = one_per_family(jobs)
     token = uuid.uuid4().hex[:12]
     for wave in waves:
-        futures = [client.submit(warm, families, key=f"fastnn-warmup-{token}-{address}",
-                                 workers=[address], allow_other_workers=False, pure=False)
-                   for address in wave]
-        wait(futures)
-        for future in futures:
-            future.release()
+        futures = {client.submit(warm, families, key=f"fastnn-warmup-{token}-{address}",
+                                 workers=[address], allow_other_workers=False,
+                                 pure=False): address for address in wave}
+        _wait_while_alive(client, futures)
+
+
+def _wait_while_alive(client, futures):
+    """Wait for the warm-ups, but not for a worker that has gone (its pinned task would
+    wait for it forever): its warm-up is cancelled."""
+    from distributed import wait
+
+    pending = dict(futures)
+    while pending:
+        try:
+            wait(list(pending), timeout=1.0)
+        except (TimeoutError, asyncio.TimeoutError):  # the same class since Python 3.11
+            alive = set(client.scheduler_info(n_workers=-1)["workers"])
+            gone = [f for f, address in pending.items() if address not in alive]
+            client.cancel(gone)
+        pending = {f: a for f, a in pending.items() if not f.done()}
+    for future in futures:
+        future.release()
 
 
 def one_per_family(jobs):

@@ -139,16 +139,21 @@ def _write_json(path, obj):
 def warm(jobs):
     """Compile (or load from Numba's disk cache) the kernels of ``jobs``: one job of each
     family (``Job.family``) run for one step, without files.  A worker calls it before its
-    first job; returns ``{"host", "pid", "seconds", "runs"}``."""
+    first job.  A job that cannot run is skipped (it reports its own error when it runs).
+    Returns ``{"host", "pid", "seconds", "runs", "errors"}``."""
     t0 = time.perf_counter()
     seen = {}
     for job in jobs:
         seen.setdefault(job.family, job)
+    errors = []
     for job in seen.values():
         short = "--iterations=1" if job.kind == "search" else "--epochs=1"
         argv = [*job.argv, *_CONTROL, short]
         if job.kind == "search":
             argv.append("--parallel=off")
-        _execute(job.kind, argv)
+        try:
+            _execute(job.kind, argv)
+        except Exception as exc:  # noqa: BLE001 - reported by the job itself
+            errors.append(f"{job.id}: {type(exc).__name__}: {exc}")
     return dict(host=socket.gethostname(), pid=os.getpid(),
-                seconds=time.perf_counter() - t0, runs=len(seen))
+                seconds=time.perf_counter() - t0, runs=len(seen), errors=errors)
