@@ -224,7 +224,8 @@ def test_an_interrupted_job_resumes_from_its_checkpoint_bit_identical(tmp_path):
     """Ctrl-C mid-job (after a checkpoint): the table so far, with cancelled rows; the
     next call continues the job from its checkpoint and ends where an uninterrupted
     sweep ends."""
-    jobs = fastnn.grid(kind="search", layers=[2, 8, 3], seed=[5, 6], iterations=3_000_000)
+    jobs = [dict(kind="search", layers=[2, 8, 3], seed=5, iterations=1_000_000),
+            dict(kind="search", layers=[2, 8, 3], seed=6, iterations=1000)]
     whole = fastnn.sweep(jobs, directory=tmp_path / "whole", progress=False)
     first = spec.check_job(jobs[0])
     checkpoint = paths(str(tmp_path / "cut"), first.id)[0]
@@ -242,7 +243,7 @@ def test_an_interrupted_job_resumes_from_its_checkpoint_bit_identical(tmp_path):
     assert read_record(str(tmp_path / "cut"), first.id) is None
     resumed = fastnn.sweep(jobs, directory=tmp_path / "cut", progress=False)
     record = read_record(str(tmp_path / "cut"), first.id)
-    assert 0 < record["resumed_at"] < 3_000_000
+    assert 0 < record["resumed_at"] < 1_000_000
     assert same_table(whole, resumed)
 
 
