@@ -175,3 +175,19 @@ def test_fastnn_sweep_on_a_dask_scheduler_and_two_dask_workers(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
         logs.close()
+
+
+@pytest.mark.slow
+def test_cli_workers_starts_a_local_cluster_of_single_threaded_workers(tmp_path, capsys):
+    from fastnn.cli import main
+
+    (tmp_path / "grid.json").write_text(json.dumps(dict(iterations=2000, seed=[0, 1, 2])))
+    assert main(["sweep", str(tmp_path / "grid.json"), "--workers", "2", "--directory",
+                 str(tmp_path / "out"), "--json", "--no-progress"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in rows] == ["done"] * 3
+    alone = fastnn.sweep(fastnn.grid(iterations=2000, seed=[0, 1, 2]),
+                         directory=tmp_path / "alone", progress=False)
+    assert [r["loss"] for r in rows] == list(alone["loss"])
+    assert os.getpid() not in {int(read_record(str(tmp_path / "out"), r["job"])["worker"]
+                                   .rsplit(":", 1)[1]) for r in rows}
