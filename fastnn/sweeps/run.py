@@ -51,6 +51,7 @@ def sweep(jobs, *, directory, executor=None, resume=True, progress=True,
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {value!r}")
     checked = check_jobs(specs)  # before anything runs: a bad spec fails the call
+    os.makedirs(directory, exist_ok=True)
     unique = {job.id: job for job in checked}
     if not resume:
         for job_id in unique:
@@ -135,9 +136,11 @@ def _directory(directory):
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise ValueError(f"directory: {directory!r} exists and is not a directory")
-    os.makedirs(directory, exist_ok=True)
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"directory: {directory!r} is not writable")
+    existing = directory  # the folder it will be made in must be writable
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"directory: {existing!r} is not writable")
     return directory
 
 
