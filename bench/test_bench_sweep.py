@@ -292,7 +292,7 @@ def cluster(tmp_path_factory):
     once (untimed); ``(client, seconds of that warm-up)``."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
-                                  dashboard_address=None,
+                                  dashboard_address=":0",
                                   env={"NUMBA_NUM_THREADS": "1"}) as local, \
             distributed.Client(local) as client:
         client.wait_for_workers(WORKERS)

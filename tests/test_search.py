@@ -365,7 +365,11 @@ def test_adapt_sigma_reaches_its_lower_clamp(tmp_path):
 # =============================================================================================
 
 #: one configuration run in every mode, thread count and process
-DETERMINISM = dict(iterations=1500, candidates=4, chains=3, adapt=True, seed=2024)
+#: 400 steps: enough for accepted and rejected steps and the step size to adapt in every
+#: chain; each step of the candidates mode is a parallel region, and with the suite on
+#: every core a region waits for a descheduled thread (1500 steps made the test of
+#: NUMBA_NUM_THREADS=1 and 2 take 65 s)
+DETERMINISM = dict(iterations=400, candidates=4, chains=3, adapt=True, seed=2024)
 
 
 def determinism_run(dtype="float32", **kwargs):

@@ -169,11 +169,13 @@ def _connect(args, parser):
 
 def local_cluster(workers):
     """A Dask ``LocalCluster`` of ``workers`` processes, one thread each, whose Numba uses
-    one thread too (Dask's nanny sets OMP_NUM_THREADS=1 but not NUMBA_NUM_THREADS)."""
+    one thread too (Dask's nanny sets OMP_NUM_THREADS=1 but not NUMBA_NUM_THREADS).  The
+    dashboard's server on any free port: ``None`` still takes 8787, and a second cluster
+    warns that it is in use."""
     import distributed
 
     return distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
         env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
 
