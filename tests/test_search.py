@@ -812,8 +812,10 @@ def test_chunking_changes_nothing(monkeypatch):
 
 def test_resume_from_a_checkpoint_written_mid_run(tmp_path, monkeypatch):
     """Copies of the checkpoint taken between chunks (from the callback) each resume to
-    the uninterrupted result."""
-    case = RESUMABLE[0]
+    the uninterrupted result.  Serial: a chunk of a few steps in the chains mode is a
+    parallel region each, slow on a busy machine (32 s in CI), and the mode changes
+    nothing (``test_same_seed_same_bits_in_every_parallel_mode``)."""
+    case = dict(RESUMABLE[0], parallel=False)
     full, _ = resumable_run(case, iterations=3000)
     small_chunks(monkeypatch)
     path = tmp_path / "run.npz"

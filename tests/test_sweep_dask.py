@@ -191,3 +191,27 @@ def test_cli_workers_starts_a_local_cluster_of_single_threaded_workers(tmp_path,
     assert [r["loss"] for r in rows] == list(alone["loss"])
     assert os.getpid() not in {int(read_record(str(tmp_path / "out"), r["job"])["worker"]
                                    .rsplit(":", 1)[1]) for r in rows}
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_queue_and_the_same_sweep_continues(client, tmp_path):
+    jobs = fastnn.grid(kind="search", layers=[2, 8, 3], seed=range(6), iterations=300_000)
+    where = str(tmp_path)
+    ids = [job.id for job in spec.check_jobs(jobs)]
+
+    def interrupt():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(read_record(where, j) for j in ids):
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    cut = fastnn.sweep(jobs, directory=where, executor=client, progress=False)
+    assert cut.attrs["interrupted"]
+    statuses = list(cut["status"])
+    assert "done" in statuses and "cancelled" in statuses, statuses
+    assert set(statuses) <= {"done", "cancelled"}
+    again = fastnn.sweep(jobs, directory=where, executor=client, progress=False)
+    assert list(again["status"]) == ["done"] * 6
+    alone = fastnn.sweep(jobs, directory=tmp_path / "alone", progress=False)
+    assert same_table(alone, again)

@@ -136,8 +136,8 @@ def one_per_family(jobs):
 def outcome(future, job):
     """A finished future's record: its result, or a ``cancelled``/``error`` record."""
     try:
-        return future.result()
-    except (concurrent.futures.CancelledError, KeyboardInterrupt):
+        return future.result()  # Ctrl-C while it waits: raised, for the backend to handle
+    except concurrent.futures.CancelledError:
         return dict(job=job.id, kind=job.kind, status="cancelled")
     except Exception as exc:  # noqa: BLE001 - a dead pool, a worker killed too often
         message = str(exc) or repr(exc)

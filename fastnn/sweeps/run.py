@@ -78,14 +78,20 @@ def sweep(jobs, *, directory, executor=None, resume=True, progress=True,
     finally:
         if bar is not None:
             bar.close()
+    for job in todo:  # finished where it ran, but its result did not reach us (Ctrl-C)
+        if records.get(job.id, {}).get("status") != "done":
+            record = read_record(directory, job.id)
+            if record is not None:
+                records[job.id] = record
     rows = table.rows(specs, checked, records)
     table.write_csv(rows, os.path.join(directory, "results.csv"))
     result = table.as_table(rows)
     if hasattr(result, "attrs"):
         result.attrs["interrupted"] = interrupted
     if interrupted:
-        print(f"fastnn.sweep: interrupted; {len(todo) - _finished(records, todo)} jobs "
-              f"cancelled. Run the same sweep again to continue it.", file=sys.stderr)
+        print(f"fastnn.sweep: interrupted; {len(todo) - _finished(records, todo)} of "
+              f"{len(unique)} jobs not done. Run the same sweep again to continue it.",
+              file=sys.stderr)
     return result
 
 
