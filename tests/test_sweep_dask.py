@@ -23,6 +23,7 @@ from fastnn.sweeps import spec
 from fastnn.sweeps.job import paths, read_record
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+pytest.importorskip("pandas", reason="the dask extra is not installed")
 
 
 @pytest.fixture(scope="module")
