@@ -69,13 +69,25 @@ def write(path, arrays, meta, kind):
     numbers."""
     path = os.fspath(path)
     members = _members(arrays, meta, kind)  # every check before the disk is touched
+    with atomic_file(path, "wb") as f:
+        _write_zip(f, members)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="w", **open_kwargs):
+    """Write ``path`` atomically: yields a temporary file in the same folder, which is
+    flushed, fsynced and renamed over ``path`` when the block ends (then the folder is
+    fsynced); if the block raises, KeyboardInterrupt included, the previous file at
+    ``path`` is untouched and the temporary file is removed.  Model files, checkpoints,
+    a sweep's job records and its ``results.csv`` are all written this way."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)[:64]}.", suffix=".tmp", dir=directory
     )
     try:
-        with open(fd, "wb") as f:
-            _write_zip(f, members)
+        with open(fd, mode, **open_kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -7,6 +7,7 @@ Every check here ends in ``parser.error(...)``: ``fastnn COMMAND: error: argumen
 """
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -313,6 +314,19 @@ def plain_warnings(command):
 
 
 # -- the summary -------------------------------------------------------------------------------
+
+
+def report(args, summary, text, interrupted, checkpoint, reached):
+    """Print the summary (``--json``: one JSON object, else ``text``) and, after Ctrl-C,
+    what it is (``reached``) and how to continue; returns the exit code (130 when
+    interrupted)."""
+    print(json.dumps(summary) if args.json else text)
+    if interrupted:
+        print(f"interrupted: the summary is {reached}"
+              + (f"; continue with the same command and --resume {checkpoint}"
+                 if checkpoint else ""), file=sys.stderr)
+        return 130
+    return 0
 
 
 def table(head, rows):

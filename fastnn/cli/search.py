@@ -15,9 +15,7 @@ rerunning a command after Ctrl-C would otherwise silently throw away a long run
 (``tests/test_cli.py::test_checkpoint_and_resume_match_an_uninterrupted_run``).
 """
 
-import json
 import math
-import sys
 
 from .. import __version__
 from ..network import MLP
@@ -106,16 +104,8 @@ def run(args, parser):
     _common.check_save(args, parser)
     plan = prepare(args, parser)
     summary, description, result = execute(args, parser, plan, checkpoint, resumed_at)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_summary_text(summary, description))
-    if result.interrupted:
-        print("interrupted: the summary is the best found so far"
-              + (f"; continue with the same command and --resume {checkpoint}"
-                 if checkpoint else ""), file=sys.stderr)
-        return 130
-    return 0
+    return _common.report(args, summary, _summary_text(summary, description),
+                          result.interrupted, checkpoint, "the best found so far")
 
 
 def prepare(args, parser):

@@ -28,9 +28,7 @@ data, 130 on Ctrl-C after printing the summary of what was reached (resumable wi
 ``--resume`` when checkpointing).
 """
 
-import json
 import math
-import sys
 
 from .. import __version__
 from ..kernels import train as kt
@@ -188,16 +186,8 @@ def run(args, parser):
     _common.check_save(args, parser)
     plan = prepare(args, parser)
     summary, description, result = execute(args, parser, plan, checkpoint, resumed_at)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_summary_text(summary, description))
-    if result.interrupted:
-        print("interrupted: the summary is the training reached so far"
-              + (f"; continue with the same command and --resume {checkpoint}"
-                 if checkpoint else ""), file=sys.stderr)
-        return 130
-    return 0
+    return _common.report(args, summary, _summary_text(summary, description),
+                          result.interrupted, checkpoint, "the training reached so far")
 
 
 def prepare(args, parser):

@@ -18,10 +18,10 @@ import datetime
 import json
 import os
 import socket
-import tempfile
 import time
 
 from .. import __version__
+from .._archive import atomic_file
 from .spec import _in_python_spelling, _ParseError, command_module, parser_for
 
 #: what every job adds to its options
@@ -119,21 +119,9 @@ def _record(job, s, checkpoint, model):
 
 
 def _write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` atomically: a temporary file, then a rename."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    with atomic_file(path) as f:
+        json.dump(obj, f, indent=1)
 
 
 def warm(jobs):

@@ -8,8 +8,8 @@ bit for bit).  ``as_table`` gives a pandas DataFrame when pandas is installed.
 
 import csv
 import json
-import os
-import tempfile
+
+from .._archive import atomic_file
 
 #: the result fields of every row, after the spec's fields
 RESULT_COLUMNS = ("job", "status", "loss", "accuracy", "val_loss", "val_accuracy", "steps",
@@ -35,23 +35,13 @@ def rows(specs, jobs, records):
 
 
 def write_csv(table, path):
-    """Write the rows to ``path`` (atomically: a temporary file, then a rename)."""
+    """Write the rows to ``path``, atomically."""
     columns = list(table[0]) if table else list(RESULT_COLUMNS)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for row in table:
-                writer.writerow([_cell(row[c]) for c in columns])
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in table:
+            writer.writerow([_cell(row[c]) for c in columns])
 
 
 def _cell(value):
