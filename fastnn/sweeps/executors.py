@@ -17,7 +17,7 @@ import asyncio
 import concurrent.futures
 import uuid
 
-from .job import run_job, warm
+from .job import one_per_family, run_job, warm
 
 #: seconds a process pool's running jobs get to return after Ctrl-C (they got the
 #: SIGINT too, when they run in this terminal: their runs stop at the next chunk)
@@ -124,13 +124,6 @@ def _wait_while_alive(client, futures):
         pending = {f: a for f, a in pending.items() if not f.done()}
     for future in futures:
         future.release()
-
-
-def one_per_family(jobs):
-    seen = {}
-    for job in jobs:
-        seen.setdefault(job.family, job)
-    return list(seen.values())
 
 
 def outcome(future, job):

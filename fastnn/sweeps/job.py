@@ -124,17 +124,23 @@ def _write_json(path, obj):
         json.dump(obj, f, indent=1)
 
 
+def one_per_family(jobs):
+    """The first job of each kernel family (``Job.family``)."""
+    seen = {}
+    for job in jobs:
+        seen.setdefault(job.family, job)
+    return list(seen.values())
+
+
 def warm(jobs):
     """Compile (or load from Numba's disk cache) the kernels of ``jobs``: one job of each
     family (``Job.family``) run for one step, without files.  A worker calls it before its
     first job.  A job that cannot run is skipped (it reports its own error when it runs).
     Returns ``{"host", "pid", "seconds", "runs", "errors"}``."""
     t0 = time.perf_counter()
-    seen = {}
-    for job in jobs:
-        seen.setdefault(job.family, job)
+    families = one_per_family(jobs)
     errors = []
-    for job in seen.values():
+    for job in families:
         short = "--iterations=1" if job.kind == "search" else "--epochs=1"
         argv = [*job.argv, *_CONTROL, short]
         if job.kind == "search":
@@ -144,4 +150,4 @@ def warm(jobs):
         except Exception as exc:  # noqa: BLE001 - reported by the job itself
             errors.append(f"{job.id}: {type(exc).__name__}: {exc}")
     return dict(host=socket.gethostname(), pid=os.getpid(),
-                seconds=time.perf_counter() - t0, runs=len(seen), errors=errors)
+                seconds=time.perf_counter() - t0, runs=len(families), errors=errors)

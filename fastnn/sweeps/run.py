@@ -1,10 +1,10 @@
 """``fastnn.sweep``: run many jobs, resumably, and gather their results in one table."""
 
 import concurrent.futures
-import numbers
 import os
 import sys
 
+from .. import driver
 from . import executors, table
 from .job import read_record, remove_files
 from .spec import check_jobs
@@ -46,7 +46,7 @@ def sweep(jobs, *, directory, executor=None, resume=True, progress=True,
     specs = _as_specs(jobs)
     backend = _backend(executor)
     directory = _directory(directory)
-    checkpoint_every = _positive(checkpoint_every, "checkpoint_every")
+    checkpoint_every = driver.positive_float(checkpoint_every, "checkpoint_every")
     for name, value in (("resume", resume), ("progress", progress), ("warmup", warmup)):
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {value!r}")
@@ -148,14 +148,6 @@ def _directory(directory):
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"directory: {existing!r} is not writable")
     return directory
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (float(value) > 0 and float(value) < float("inf")):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
 
 
 def _bar(total, initial):
