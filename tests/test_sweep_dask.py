@@ -57,9 +57,13 @@ def test_dask_gives_the_sequential_table_with_keys_of_job_ids(client, tmp_path):
         return (min(s["start"] for s in task["startstops"]),
                 max(s["stop"] for s in task["startstops"]))
 
-    assert span(warm[0])[1] <= span(warm[1])[0] or span(warm[1])[1] <= span(warm[0])[0]
+    # the task stream's times are corrected by each worker's estimated clock offset,
+    # a few ms to tens of ms off under load: compare with that much slack
+    slack = 0.25
+    assert (span(warm[0])[1] <= span(warm[1])[0] + slack
+            or span(warm[1])[1] <= span(warm[0])[0] + slack)
     first_job = min(span(t)[0] for t in stream.data if t not in warm)
-    assert all(span(t)[1] <= first_job for t in warm)
+    assert all(span(t)[1] <= first_job + slack for t in warm)
     assert len({read_record(str(tmp_path / "dask"), j)["worker"] for j in dask["job"]}) == 2
 
 
